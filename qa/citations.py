@@ -1,0 +1,154 @@
+"""Citation markers: parse [n], drop invalid ones, check support, locate cited spans."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa.chunking import sentence_spans
+from qa.lexical import tokenize
+from qa.types import Citation, Hit
+
+MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_PARTIAL = re.compile(r"\s*(?:\[[\d,\s]{0,12})?$")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One [n] (or [n, m]) marker found in an answer."""
+
+    numbers: tuple[int, ...]
+    start: int
+    end: int
+
+
+def find_markers(text: str) -> list[Marker]:
+    """Every citation marker with its character span in text."""
+    return [Marker(tuple(int(n) for n in m.group(1).split(",")), m.start(), m.end())
+            for m in MARKER.finditer(text)]
+
+
+def clean_markers(text: str, k: int) -> str:
+    """Drop numbers outside 1..k (and markers left empty), normalising '[1,2]' to '[1][2]'."""
+    def fix(match: re.Match[str]) -> str:
+        valid = list(dict.fromkeys(int(n) for n in match.group(1).split(",") if 1 <= int(n) <= k))
+        lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
+        return lead + "".join(f"[{n}]" for n in valid) if valid else ""
+
+    return MARKER.sub(fix, text)
+
+
+def strip_markers(text: str) -> str:
+    """The text without any citation markers."""
+    return MARKER.sub("", text).strip()
+
+
+class MarkerStream:
+    """Turns raw streamed pieces into cleaned text deltas that never end in half a marker."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.raw = ""
+        self.sent = 0
+
+    def feed(self, piece: str) -> str:
+        """Add a piece; return the newly safe cleaned text."""
+        self.raw += piece
+        partial = _PARTIAL.search(self.raw)
+        return self._emit(self.raw[: partial.start()] if partial else self.raw)
+
+    def flush(self) -> str:
+        """Everything left at the end of the stream."""
+        return self._emit(self.raw)
+
+    def _emit(self, safe: str) -> str:
+        cleaned = clean_markers(safe, self.k)
+        delta = cleaned[self.sent:]
+        self.sent = len(cleaned)
+        return delta
+
+
+def support(claim: str, passage: str) -> float:
+    """Fraction of the claim's content words (stemmed, no stop words) found in the passage."""
+    words = set(tokenize([claim])[0])
+    if not words:
+        return 0.0
+    return len(words & set(tokenize([passage])[0])) / len(words)
+
+
+def claims(text: str) -> list[tuple[str, list[int]]]:
+    """Answer sentences without markers, each with the numbers cited in or right after it."""
+    out: list[tuple[str, list[int]]] = []
+    for start, end in sentence_spans(text):
+        sentence = text[start:end]
+        numbers = [n for m in find_markers(sentence) for n in m.numbers]
+        plain = strip_markers(sentence)
+        if not plain.strip(" .") and out:
+            out[-1][1].extend(numbers)  # a marker standing after the sentence's full stop
+        elif plain:
+            out.append((plain, numbers))
+    return out
+
+
+def best_sentence(claim: str, hit: Hit) -> tuple[int, int, float]:
+    """Document span of the passage sentence that best supports claim, and its support."""
+    text = hit.chunk.text
+    best = (0, len(text), 0.0)
+    for start, end in sentence_spans(text):
+        score = support(claim, text[start:end])
+        if score > best[2]:
+            best = (start, end, score)
+    return hit.chunk.start + best[0], hit.chunk.start + best[1], best[2]
+
+
+def resolve(text: str, hits: list[Hit], min_support: float) -> list[Citation]:
+    """One Citation per distinct cited passage, with the best-supported cited sentence."""
+    by_rank = {h.rank: h for h in hits}
+    found: dict[int, Citation] = {}
+    for claim, numbers in claims(text):
+        for n in numbers:
+            hit = by_rank.get(n)
+            if hit is None:
+                continue
+            score = support(claim, hit.chunk.text)
+            if n in found and found[n].support >= score:
+                continue
+            start, end, _ = best_sentence(claim, hit)
+            offset = start - hit.chunk.start
+            found[n] = Citation(
+                n=n, chunk_id=hit.chunk.id, doc_id=hit.chunk.doc_id, source=hit.source,
+                title=hit.title, start=start, end=end,
+                snippet=hit.chunk.text[offset:offset + end - start],
+                supported=score >= min_support, support=round(score, 3))
+    return [found[n] for n in sorted(found)]
+
+
+def repair(text: str, hits: list[Hit], min_support: float) -> str:
+    """Re-point each sentence's markers at the passages that support it.
+
+    Cited passages that support the sentence are kept; when none does, the best-supporting
+    retrieved passage is cited instead, if any reaches min_support. Markers are placed before
+    the sentence's final punctuation.
+    """
+    by_rank = {h.rank: h for h in hits}
+    groups: list[tuple[int, int]] = []
+    for start, end in sentence_spans(text):
+        if groups and not strip_markers(text[start:end]).strip(" ."):
+            groups[-1] = (groups[-1][0], end)  # markers standing after a full stop
+        else:
+            groups.append((start, end))
+    pieces, cursor = [], 0
+    for start, end in groups:
+        sentence = text[start:end]
+        cited = [n for m in find_markers(sentence) for n in m.numbers if n in by_rank]
+        plain = strip_markers(sentence)
+        scores = {h.rank: support(plain, h.chunk.text) for h in hits}
+        keep = [n for n in dict.fromkeys(cited) if scores[n] >= min_support]
+        if not keep and scores:
+            best = max(scores, key=lambda n: (scores[n], -n))
+            keep = [best] if scores[best] >= min_support else list(dict.fromkeys(cited))
+        body, stop = (plain[:-1], plain[-1]) if plain[-1:] in ".!?" else (plain, "")
+        marks = "".join(f"[{n}]" for n in keep)
+        pieces.append(text[cursor:start] + (f"{body} {marks}{stop}" if marks else plain))
+        cursor = end
+    return "".join(pieces) + text[cursor:]

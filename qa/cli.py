@@ -1,0 +1,223 @@
+"""The `qa` command: index, ask, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from qa.config import MODEL_NAMES, Settings, SettingsError
+from qa.generation import Message
+from qa.models import ModelUnavailable
+from qa.types import Answer
+
+
+class CliError(Exception):
+    """An error to print as one line, with an exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see: {self.prog} --help)", 2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qa", description="Ask questions about documents; answers cite sources.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    index = sub.add_parser("index", help="build or check the index")
+    index_sub = index.add_subparsers(dest="index_command", required=True, parser_class=_Parser)
+    build = index_sub.add_parser("build", help="index files and folders (default: corpus/)")
+    build.add_argument("paths", nargs="*", type=Path)
+    build.add_argument("--out", type=Path, help="index folder (default: index/)")
+    status = index_sub.add_parser("status", help="say whether the index is fresh")
+    status.add_argument("paths", nargs="*", type=Path)
+    status.add_argument("--index", type=Path)
+
+    ask = sub.add_parser("ask", help="answer a question (no question: interactive session)")
+    ask.add_argument("question", nargs="?")
+    _add_answer_options(ask)
+    ask.add_argument("--top-k", type=int)
+
+    evaluate = sub.add_parser("eval", help="measure quality")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, parser_class=_Parser)
+    eval_qa = eval_sub.add_parser("qa", help="answer a question file and score it")
+    eval_qa.add_argument("--questions", type=Path, required=True)
+    _add_answer_options(eval_qa)
+    return parser
+
+
+def _add_answer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--model", choices=MODEL_NAMES)
+    parser.add_argument("--index", type=Path, help="index folder (default: index/)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qa` console script."""
+    try:
+        args = _parser().parse_args(argv)
+        settings = Settings.from_env(model=getattr(args, "model", None),
+                                     top_k=getattr(args, "top_k", None))
+        if args.command == "index":
+            return _index(args, settings)
+        if args.command == "ask":
+            return _ask(args, settings)
+        return _eval(args, settings)
+    except CliError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return exc.status
+    except (SettingsError, ValueError) as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except (ModelUnavailable, RuntimeError, OSError) as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.embedding import Embedder
+    from qa.progress import print_reporter
+    from qa.store import build_index, stale_reasons
+
+    paths = args.paths or [settings.corpus_dir]
+    embedder = Embedder(threads=settings.threads)
+    if args.index_command == "status":
+        folder = args.index or settings.index_dir
+        reasons = stale_reasons(folder, paths, settings, embedder)
+        print(f"{folder}: " + ("up to date" if not reasons else "stale"))
+        for reason in reasons:
+            print(f"  {reason}")
+        return 1 if reasons else 0
+    out = args.out or settings.index_dir
+    result = build_index(paths, out, settings, embedder, print_reporter)
+    for skipped in result.skipped:
+        print(f"qa: {skipped}", file=sys.stderr)
+    counts = result.index.manifest["counts"]
+    print(f"indexed {counts['documents']} documents, {counts['chunks']} chunks "
+          f"({result.encoded} embedded, {result.reused} reused) -> {out}")
+    return 0
+
+
+def _load(args: argparse.Namespace, settings: Settings):
+    from qa.pipeline import QA
+    from qa.store import IndexLoadError
+
+    try:
+        return QA.from_settings(settings, args.index)
+    except IndexLoadError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    if args.question is not None and not args.question.strip():
+        raise CliError("the question is empty", 2)
+    qa = _load(args, settings)
+    if args.question is None:
+        return _interactive(qa, args)
+    if args.json:
+        print(json.dumps(qa.answer(args.question, top_k=args.top_k).to_dict(), indent=2,
+                         ensure_ascii=False))
+        return 0
+    _stream_answer(qa, args.question, [], args.top_k)
+    return 0
+
+
+def _stream_answer(qa, question: str, history: list[Message],
+                   top_k: int | None) -> Answer:
+    """Print tokens as they come, then the checked answer's sources."""
+    shown = ""
+    answer: Answer | None = None
+    for event in qa.stream(question, history, top_k):
+        if event.kind == "query" and event.text != question.strip():
+            print(f"(searching for: {event.text})")
+        elif event.kind == "token":
+            shown += event.text
+            print(event.text, end="", flush=True)
+        elif event.answer is not None:
+            answer = event.answer
+    assert answer is not None
+    if answer.text.startswith(shown):
+        print(answer.text[len(shown):])
+    else:
+        print(f"\n-> not supported by the documents. {answer.text}")
+    print(format_sources(answer))
+    return answer
+
+
+def format_sources(answer: Answer) -> str:
+    """The Sources list (or, for a refusal, the closest passages) as plain text."""
+    lines = []
+    if answer.citations:
+        lines.append("\nSources:")
+        for c in answer.citations:
+            check = "supported" if c.supported else "NOT supported by this passage"
+            lines.append(f"  [{c.n}] {c.source}, characters {c.start}-{c.end} ({check})")
+            lines.append(f'      "{c.snippet}"')
+    elif answer.hits:
+        lines.append("\nClosest passages (none answers the question):")
+        for h in answer.hits[:3]:
+            snippet = h.chunk.text if len(h.chunk.text) <= 160 else h.chunk.text[:157] + "..."
+            lines.append(f"  - {h.source}, characters {h.chunk.start}-{h.chunk.end}, "
+                         f"similarity {h.dense_score:.2f}")
+            lines.append(f'      "{snippet}"')
+    return "\n".join(lines)
+
+
+def _interactive(qa, args: argparse.Namespace) -> int:
+    from qa.pipeline import QuestionError
+
+    print(f"Ask about {len(qa.index.documents)} document(s); model {qa.model_name}. "
+          "Empty line or Ctrl-D to quit.")
+    history: list[Message] = []
+    while True:
+        try:
+            question = input("\n> ")
+        except EOFError:
+            print()
+            return 0
+        if not question.strip() or question.strip().lower() in ("exit", "quit"):
+            return 0
+        try:
+            answer = _stream_answer(qa, question, history, args.top_k)
+        except QuestionError as exc:
+            print(f"qa: {exc}")
+            continue
+        history += [{"role": "user", "content": question},
+                    {"role": "assistant", "content": answer.text}]
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.eval.qa_eval import evaluate, read_questions
+    from qa.progress import print_reporter
+
+    rows = read_questions(args.questions)
+    qa = _load(args, settings)
+    report = evaluate(qa, rows, print_reporter)
+    report["cores"] = os.cpu_count()
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    for row in report["rows"]:
+        mark = "ok " if row["correct"] >= 1 else ("part" if row["correct"] > 0 else "BAD")
+        print(f"{mark} {row['id']:>6} {row['latency']:8.0f} ms  {row['answer'][:90]}")
+    print(f"\nmodel {report['model']} on {report['cores']} cores, {report['questions']} questions")
+    for key in ("answer_accuracy", "refusal_accuracy", "citation_accuracy"):
+        print(f"{key:>20}: {report[key]:.1%}")
+    for key in ("p50_first_token_ms", "p95_first_token_ms", "p50_total_ms", "p95_total_ms"):
+        print(f"{key:>20}: {report[key]:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

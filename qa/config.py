@@ -1,0 +1,92 @@
+"""Settings: one dataclass with defaults, QA_* environment overrides and validation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAMES = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
+FUSION_METHODS = ("rrf", "weighted")
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the system; `Settings.from_env()` applies QA_* overrides."""
+
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    cache_dir: Path = Path.home() / ".cache" / "qa"
+    chunk_tokens: int = 128
+    chunk_overlap_tokens: int = 32
+    top_k: int = 4
+    candidates: int = 30
+    fusion: str = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    min_dense_score: float = 0.25
+    min_support: float = 0.5
+    model: str = "qwen2.5-coder-1.5b"
+    max_new_tokens: int = 160
+    threads: int = 2
+    max_question_chars: int = 2000
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then QA_<FIELD> environment variables, then explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"QA_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first invalid value."""
+        positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "threads",
+                    "max_question_chars")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
+            raise SettingsError("chunk_overlap_tokens must be >= 0 and below chunk_tokens")
+        if self.chunk_tokens > 256:
+            raise SettingsError("chunk_tokens must be at most 256 (the embedder's input limit)")
+        if self.candidates < self.top_k:
+            raise SettingsError("candidates must be at least top_k")
+        if self.fusion not in FUSION_METHODS:
+            raise SettingsError(f"fusion must be one of {', '.join(FUSION_METHODS)}")
+        for name in ("dense_weight", "min_support"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SettingsError(f"{name} must be between 0 and 1")
+        if not -1.0 <= self.min_dense_score <= 1.0:
+            raise SettingsError("min_dense_score must be between -1 and 1")
+        if self.model not in MODEL_NAMES:
+            raise SettingsError(
+                f"model must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    try:
+        if kind is Path:
+            return Path(raw).expanduser()
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"QA_{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,92 @@
+"""End-to-end answer evaluation on a question file (id, q, answers, kind[, all])."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from qa.eval.metrics import answer_score, contains_answer, mean, percentile
+from qa.pipeline import QA
+from qa.progress import Reporter, silent_reporter
+
+REFUSAL_KINDS = ("unanswerable", "injection")
+
+
+class QuestionFileError(ValueError):
+    """The question file is missing or malformed; the message names the line."""
+
+
+def read_questions(path: Path) -> list[dict[str, Any]]:
+    """Parse and validate a JSONL question file."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuestionFileError(f"cannot read {path}: {exc}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionFileError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("q"), str) or not isinstance(
+                row.get("answers"), list) or not all(isinstance(a, str) for a in row["answers"]):
+            raise QuestionFileError(f"{path}:{number}: needs 'q' (text) and 'answers' (list of "
+                                    "text)")
+        row.setdefault("id", str(number))
+        row.setdefault("kind", "fact" if row["answers"] else "unanswerable")
+        rows.append(row)
+    if not rows:
+        raise QuestionFileError(f"{path}: no questions")
+    return rows
+
+
+def expects_refusal(row: dict[str, Any]) -> bool:
+    """Whether the right behaviour for this question is a refusal."""
+    return not row["answers"] or row["kind"] in REFUSAL_KINDS
+
+
+def evaluate(qa: QA, rows: list[dict[str, Any]],
+             report: Reporter = silent_reporter) -> dict[str, Any]:
+    """Answer every question and score answers, refusals, citations and latency."""
+    out_rows = []
+    for i, row in enumerate(rows, 1):
+        answer = qa.answer(row["q"])
+        passages = {h.chunk.id: h.chunk.text for h in answer.hits}
+        if expects_refusal(row):
+            correct = 1.0 if answer.refused else 0.0
+            cited_ok = None
+        else:
+            correct = 0.0 if answer.refused else answer_score(
+                answer.text, row["answers"], row["kind"], bool(row.get("all")))
+            cited_ok = None if answer.refused or not answer.citations else any(
+                contains_answer(passages.get(c.chunk_id, ""), gold)
+                for c in answer.citations for gold in row["answers"])
+        out_rows.append({
+            "id": row["id"], "kind": row["kind"], "question": row["q"], "answer": answer.text,
+            "refused": answer.refused, "correct": round(correct, 4), "citation_ok": cited_ok,
+            "citations": [asdict(c) for c in answer.citations],
+            "latency": answer.timings.get("total_ms", 0.0),
+            "first_token_ms": answer.timings.get("first_token_ms", 0.0),
+        })
+        report("Answering questions", i, len(rows))
+    answerable = [r for r, q in zip(out_rows, rows, strict=True) if not expects_refusal(q)]
+    refusable = [r for r, q in zip(out_rows, rows, strict=True) if expects_refusal(q)]
+    cited = [r["citation_ok"] for r in answerable if r["citation_ok"] is not None]
+    first = [r["first_token_ms"] for r in out_rows]
+    total = [r["latency"] for r in out_rows]
+    return {
+        "model": qa.model_name,
+        "questions": len(rows),
+        "answer_accuracy": round(mean(r["correct"] for r in answerable), 4),
+        "refusal_accuracy": round(mean(r["correct"] for r in refusable), 4),
+        "citation_accuracy": round(mean(1.0 if ok else 0.0 for ok in cited), 4),
+        "p50_first_token_ms": round(percentile(first, 50), 1),
+        "p95_first_token_ms": round(percentile(first, 95), 1),
+        "p50_total_ms": round(percentile(total, 50), 1),
+        "p95_total_ms": round(percentile(total, 95), 1),
+        "rows": out_rows,
+    }

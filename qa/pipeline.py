@@ -1,0 +1,160 @@
+"""QA: question (+ history) -> retrieval -> prompt -> streamed, cited, checked Answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.citations import MarkerStream, clean_markers, repair, resolve, strip_markers, support
+from qa.config import Settings
+from qa.embedding import Embedder
+from qa.generation import Generator, Message, load_generator
+from qa.progress import Reporter, print_reporter
+from qa.prompting import REFUSAL, answer_messages, looks_like_refusal, rewrite_messages
+from qa.retrieval import Retriever
+from qa.store import Index, load_index
+from qa.types import Answer, Hit
+
+
+class QuestionError(ValueError):
+    """The question cannot be answered as given (empty, too long)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a streamed answer: 'query', 'hits', 'token' or 'done'."""
+
+    kind: str
+    text: str = ""
+    hits: list[Hit] = field(default_factory=list)
+    answer: Answer | None = None
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+class QA:
+    """The question-answering pipeline over one index; the generator loads on first use."""
+
+    def __init__(self, settings: Settings, index: Index, embedder: Embedder,
+                 generator: Generator | None = None, report: Reporter = print_reporter) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.retriever = Retriever(index, embedder, settings)
+        self._generator = generator
+        self._report = report
+        self._load_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, index_dir: Path | None = None,
+                      generator: Generator | None = None) -> QA:
+        """Load the index (verified) and the embedder; the generator stays lazy."""
+        embedder = Embedder(threads=settings.threads)
+        return cls(settings, load_index(index_dir or settings.index_dir), embedder, generator)
+
+    @property
+    def model_name(self) -> str:
+        return self._generator.name if self._generator else self.settings.model
+
+    @property
+    def generator(self) -> Generator:
+        """The generator, loaded once (thread-safe)."""
+        with self._load_lock:
+            if self._generator is None:
+                self._generator = load_generator(self.settings.model, self.settings.cache_dir,
+                                                 self.settings.threads, self._report)
+            return self._generator
+
+    def check_question(self, question: str) -> str:
+        """The stripped question, or QuestionError for empty or over-long input."""
+        text = (question or "").strip()
+        if not text:
+            raise QuestionError("the question is empty")
+        if len(text) > self.settings.max_question_chars:
+            raise QuestionError(f"the question is longer than {self.settings.max_question_chars}"
+                                " characters")
+        return text
+
+    def standalone(self, question: str, history: list[Message]) -> str:
+        """The question rewritten to stand alone, using the conversation (if any)."""
+        if not history:
+            return question
+        turns = [{"role": m["role"], "content": strip_markers(m["content"])[:600]}
+                 for m in history if m.get("role") in ("user", "assistant") and m.get("content")]
+        if not turns:
+            return question
+        text = "".join(self.generator.stream(rewrite_messages(question, turns), 64))
+        line = text.strip().splitlines()[0].strip() if text.strip() else ""
+        return line if 0 < len(line) <= 3 * len(question) + 200 else question
+
+    def answer(self, question: str, history: list[Message] | None = None,
+               top_k: int | None = None) -> Answer:
+        """The complete Answer (consumes stream())."""
+        for event in self.stream(question, history, top_k):
+            if event.answer is not None:
+                return event.answer
+        raise RuntimeError("the answer stream ended without a result")
+
+    def stream(self, question: str, history: list[Message] | None = None,
+               top_k: int | None = None) -> Iterator[Event]:
+        """Events: the standalone query, the hits, answer tokens, then the final Answer."""
+        started = time.perf_counter()
+        question = self.check_question(question)
+        timings: dict[str, float] = {}
+        query = self.standalone(question, history or [])
+        timings["rewrite_ms"] = _ms(time.perf_counter() - started)
+        yield Event("query", text=query)
+
+        t0 = time.perf_counter()
+        hits = self.retriever.search(query, top_k or self.settings.top_k)
+        timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
+        yield Event("hits", hits=hits)
+        relevant = [h for h in hits if h.dense_score >= self.settings.min_dense_score]
+        if not relevant:
+            timings["first_token_ms"] = timings["total_ms"] = _ms(time.perf_counter() - started)
+            yield Event("token", text=REFUSAL)
+            yield Event("done", answer=self._refusal(question, query, hits, timings))
+            return
+
+        t0 = time.perf_counter()
+        markers = MarkerStream(len(relevant))
+        for piece in self.generator.stream(answer_messages(query, relevant),
+                                           self.settings.max_new_tokens):
+            delta = markers.feed(piece)
+            if delta:
+                timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+                yield Event("token", text=delta)
+        tail = markers.flush()
+        if tail:
+            yield Event("token", text=tail)
+        timings["generate_ms"] = _ms(time.perf_counter() - t0)
+        timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+        text = clean_markers(markers.raw, len(relevant)).strip()
+        answer = self._check(question, query, text, relevant, hits, timings, started)
+        yield Event("done", answer=answer)
+
+    def _check(self, question: str, query: str, text: str, relevant: list[Hit],
+               hits: list[Hit], timings: dict[str, float], started: float) -> Answer:
+        """Decide refusal from the model's words, the citations and their support."""
+        if text and not looks_like_refusal(text):
+            # Small models cite the wrong passage or none: re-point markers by support.
+            text = repair(text, relevant, self.settings.min_support)
+        citations = resolve(text, relevant, self.settings.min_support)
+        grounded = any(c.supported for c in citations) or support(
+            strip_markers(text), " ".join(h.chunk.text for h in relevant)
+        ) >= self.settings.min_support
+        timings["total_ms"] = _ms(time.perf_counter() - started)
+        if not text or looks_like_refusal(text) or not citations or not grounded:
+            return self._refusal(question, query, hits, timings)
+        return Answer(question=question, text=text, citations=citations, hits=hits,
+                      refused=False, query=query, model=self.model_name, timings=timings)
+
+    def _refusal(self, question: str, query: str, hits: list[Hit],
+                 timings: dict[str, float]) -> Answer:
+        return Answer(question=question, text=REFUSAL, citations=[], hits=hits, refused=True,
+                      query=query, model=self.model_name, timings=timings)

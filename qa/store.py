@@ -1,0 +1,284 @@
+"""The on-disk index: FAISS + BM25 + chunk and document tables + manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.chunking import chunk_document
+from qa.config import Settings
+from qa.corpus import Skipped, load_paths
+from qa.embedding import Embedder
+from qa.lexical import BM25_FILES, BM25_PARAMS, build_bm25, load_bm25
+from qa.models import sha256_file
+from qa.progress import Reporter, silent_reporter
+from qa.types import Chunk, Document
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DATA_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss",
+              *(f"bm25/{name}" for name in BM25_FILES))
+
+
+class IndexLoadError(RuntimeError):
+    """The index is missing, corrupt or unusable; the message says which and why."""
+
+
+@dataclass
+class Index:
+    """A verified, loaded index."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    dense: Any  # faiss.Index
+    bm25: Any  # bm25s.BM25
+
+    @property
+    def version(self) -> str:
+        """Identifies this build (hash of the manifest)."""
+        return str(self.manifest.get("build_id", ""))
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did: the new index, how many chunks were embedded or reused."""
+
+    index: Index
+    encoded: int
+    reused: int
+    skipped: list[Skipped]
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _settings_record(settings: Settings, embedder: Embedder) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "embedder": {"name": embedder.name, "sha256": embedder.sha256},
+        "chunking": {"chunk_tokens": settings.chunk_tokens,
+                     "chunk_overlap_tokens": settings.chunk_overlap_tokens},
+        "bm25": BM25_PARAMS,
+    }
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def cleanup_leftovers(out: Path) -> None:
+    """Restore an index moved aside by an interrupted swap; delete stale temporary folders."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    old = sorted(parent.glob(f".{out.name}.old-*"))
+    if not out.exists() and old:
+        os.replace(old[-1], out)
+        old = old[:-1]
+    for leftover in [*old, *parent.glob(f".{out.name}.tmp-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace out by tmp; a crash in between leaves the old index to restore."""
+    if out.exists():
+        aside = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, aside)
+        os.replace(tmp, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _reusable_vectors(out: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Vectors of a previous valid build with the same embedder, keyed by chunk text hash."""
+    try:
+        old = load_index(out)
+    except IndexLoadError:
+        return {}
+    if old.manifest.get("embedder") != record["embedder"]:
+        return {}
+    return {_text_key(c.text): old.vectors[i] for i, c in enumerate(old.chunks)}
+
+
+def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
+                embedder: Embedder, report: Reporter = silent_reporter,
+                documents: list[Document] | None = None) -> BuildResult:
+    """Load, chunk and embed documents; write the index to out atomically."""
+    import faiss
+
+    skipped: list[Skipped] = []
+    if documents is None:
+        documents, skipped = load_paths(paths)
+    if not documents:
+        raise IndexLoadError("no documents to index" + "".join(f"\n  {s}" for s in skipped))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cleanup_leftovers(out)
+    record = _settings_record(settings, embedder)
+
+    chunks = [c for doc in documents for c in chunk_document(
+        doc, embedder.token_offsets, settings.chunk_tokens, settings.chunk_overlap_tokens)]
+    known = _reusable_vectors(out, record)
+    todo = [c.text for c in chunks if _text_key(c.text) not in known]
+    fresh: dict[str, np.ndarray] = {}
+    batch = 64
+    for i in range(0, len(todo), batch):
+        part = todo[i:i + batch]
+        for text, vec in zip(part, embedder.encode(part), strict=True):
+            fresh[_text_key(text)] = vec
+        report("Embedding chunks", min(i + batch, len(todo)), len(todo))
+    vectors = np.stack([fresh.get(_text_key(c.text), known.get(_text_key(c.text)))
+                        for c in chunks]).astype(np.float32)
+
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _write_jsonl(tmp / "chunks.jsonl", [asdict(c) for c in chunks])
+        _write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in documents])
+        dense = faiss.IndexFlatIP(vectors.shape[1])
+        dense.add(vectors)
+        faiss.write_index(dense, str(tmp / "dense.faiss"))
+        (tmp / "bm25").mkdir()
+        build_bm25([c.text for c in chunks], tmp / "bm25")
+        files = {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)}
+                 for name in DATA_FILES}
+        manifest = {
+            **record,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "dimension": int(vectors.shape[1]),
+            "counts": {"documents": len(documents), "chunks": len(chunks)},
+            "corpus": [{"source": d.source, "doc_id": d.id, "title": d.title,
+                        "chars": len(d.text)} for d in documents],
+            "files": files,
+        }
+        manifest["build_id"] = hashlib.sha256(
+            json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+        _fsync_tree(tmp)
+        _swap_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return BuildResult(index=load_index(out), encoded=len(todo), reused=len(chunks) - len(todo),
+                       skipped=skipped)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The parsed manifest, or IndexLoadError saying why it cannot be read."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexLoadError(f"no index at {path} (run: qa index build)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexLoadError(f"unreadable manifest in {path}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexLoadError(f"index at {path} has an unknown format (expected {FORMAT_VERSION})")
+    return manifest
+
+
+def verify(path: Path) -> dict[str, Any]:
+    """Check every listed file's size and sha256 against the manifest; return the manifest."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != set(DATA_FILES):
+        raise IndexLoadError(f"index at {path}: manifest does not list the expected files")
+    for name, meta in files.items():
+        target = path / name
+        if not target.is_file():
+            raise IndexLoadError(f"index at {path}: {name} is missing")
+        if target.stat().st_size != meta.get("bytes"):
+            raise IndexLoadError(
+                f"index at {path}: {name} has the wrong size (truncated or changed)")
+        if sha256_file(target) != meta.get("sha256"):
+            raise IndexLoadError(f"index at {path}: {name} fails its sha256 check (corrupt)")
+    return manifest
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def load_index(path: Path) -> Index:
+    """Verify hashes, then load; IndexLoadError with a clear reason on any problem."""
+    import faiss
+
+    path = Path(path)
+    manifest = verify(path)
+    try:
+        chunks = [Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")]
+        documents = {row["id"]: Document(**row) for row in _read_jsonl(path / "documents.jsonl")}
+        dense = faiss.read_index(str(path / "dense.faiss"))
+        bm25 = load_bm25(path / "bm25")
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise IndexLoadError(f"index at {path} cannot be loaded: {exc}") from None
+    counts = manifest.get("counts", {})
+    if (len(chunks) != counts.get("chunks") or dense.ntotal != len(chunks)
+            or len(documents) != counts.get("documents")
+            or dense.d != manifest.get("dimension")):
+        raise IndexLoadError(f"index at {path}: counts or dimension disagree with the manifest")
+    for c in chunks:
+        doc = documents.get(c.doc_id)
+        if doc is None or doc.text[c.start:c.end] != c.text:
+            raise IndexLoadError(f"index at {path}: chunk {c.id} does not match its document")
+    vectors = dense.reconstruct_n(0, dense.ntotal)
+    return Index(path=path, manifest=manifest, documents=documents, chunks=chunks,
+                 vectors=vectors, dense=dense, bm25=bm25)
+
+
+def stale_reasons(path: Path, paths: Sequence[str | Path], settings: Settings,
+                  embedder: Embedder) -> list[str]:
+    """Why the index at path does not match the corpus and settings (empty when fresh)."""
+    try:
+        manifest = read_manifest(path)
+    except IndexLoadError as exc:
+        return [str(exc)]
+    reasons = []
+    for key, value in _settings_record(settings, embedder).items():
+        if manifest.get(key) != value:
+            reasons.append(f"{key} changed: index has {manifest.get(key)!r}, now {value!r}")
+    documents, _ = load_paths(paths)
+    now = {(d.source, d.id) for d in documents}
+    then = {(row.get("source"), row.get("doc_id")) for row in manifest.get("corpus", [])}
+    if now != then:
+        added = sorted(s for s, _ in now - then)
+        removed = sorted(str(s) for s, _ in then - now)
+        reasons.append(f"corpus changed: new or edited {added}, removed or edited {removed}")
+    return reasons

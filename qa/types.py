@@ -1,0 +1,74 @@
+"""Result and data types shared by every module (frozen dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded source document; `id` is a content hash of its text."""
+
+    id: str
+    source: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous span of a document: `text == document.text[start:end]`."""
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk; `rank` is the 1-based number the model sees as [rank]."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float = 0.0
+    bm25_score: float = 0.0
+    source: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A `[n]` marker of an answer, resolved to an exact document span."""
+
+    n: int
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    start: int
+    end: int
+    snippet: str
+    supported: bool
+    support: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the pipeline returns for one question."""
+
+    question: str
+    text: str
+    citations: list[Citation]
+    hits: list[Hit]
+    refused: bool
+    query: str = ""
+    model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (timings in milliseconds)."""
+        return asdict(self)

@@ -1,0 +1,55 @@
+"""Shared fixtures: offline mode, the real embedder, a fresh index of the default corpus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from qa.config import Settings
+from qa.embedding import Embedder
+from qa.store import Index, build_index
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DEV_SET = SHARED / "eval" / "seed_dev.jsonl"
+ARTICLE = ROOT / "corpus" / "sco-un-special-event-2018.txt"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No QA_* variable of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("QA_") and key != "QA_CACHE_DIR":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory: pytest.TempPathFactory, settings: Settings,
+                 embedder: Embedder) -> Index:
+    """A fresh index of corpus/ built in a temporary folder."""
+    out = tmp_path_factory.mktemp("index") / "index"
+    return build_index([ROOT / "corpus"], out, settings, embedder).index
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "corpus"
+    shutil.copytree(ROOT / "corpus", folder)
+    yield folder

@@ -1,0 +1,110 @@
+"""Citation markers: parsing, cleaning, streaming without half markers, support, spans."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qa.citations import (
+    MarkerStream,
+    clean_markers,
+    find_markers,
+    repair,
+    resolve,
+    strip_markers,
+    support,
+)
+from qa.types import Chunk, Hit
+
+DOC = ("The event was held in New York on 27 November 2018. "
+       "India and Pakistan were granted full membership. Bananas are yellow.")
+
+
+def _hit(rank: int, start: int, end: int) -> Hit:
+    chunk = Chunk(id=f"c{rank}", doc_id="d", text=DOC[start:end], start=start, end=end)
+    return Hit(chunk=chunk, score=1.0, rank=rank, dense_score=0.5, source="a.txt", title="A")
+
+
+_SPLIT = DOC.index(" Bananas")
+HITS = [_hit(1, 0, _SPLIT), _hit(2, _SPLIT + 1, len(DOC))]
+
+
+def test_find_markers_reads_single_and_grouped_numbers() -> None:
+    found = find_markers("A [1]. B [2, 3][4].")
+    assert [m.numbers for m in found] == [(1,), (2, 3), (4,)]
+    assert [("A [1]. B [2, 3][4].")[m.start:m.end] for m in found] == [" [1]", " [2, 3]", "[4]"]
+
+
+def test_clean_markers_drops_out_of_range_numbers() -> None:
+    assert clean_markers("A [1]. B [7]. C [2, 9, 2].", 3) == "A [1]. B. C [2]."
+    assert clean_markers("Zero [0] and list [x] stay [1]", 1) == "Zero and list [x] stay [1]"
+
+
+def test_strip_markers() -> None:
+    assert strip_markers("India [1][2] and Pakistan [3].") == "India and Pakistan."
+
+
+def test_support_counts_content_words_found_in_passage() -> None:
+    assert support("India and Pakistan joined", DOC) == 2 / 3  # india, pakistan; not "joined"
+    assert support("the of and", DOC) == 0.0
+    assert support("Bananas are yellow", DOC) == 1.0
+
+
+def test_resolve_maps_citations_to_exact_sentence_spans() -> None:
+    text = "India and Pakistan became full members [1][2]. It rained [5]."
+    citations = resolve(text, HITS, min_support=0.5)
+    assert [(c.n, c.supported) for c in citations] == [(1, True), (2, False)]
+    first = citations[0]
+    assert DOC[first.start:first.end] == "India and Pakistan were granted full membership."
+    assert first.snippet == DOC[first.start:first.end]
+    assert (first.source, first.chunk_id) == ("a.txt", "c1")
+
+
+def test_marker_after_full_stop_belongs_to_previous_sentence() -> None:
+    citations = resolve("Bananas are yellow. [2]", HITS, 0.5)
+    assert [(c.n, c.supported, DOC[c.start:c.end]) for c in citations] == [
+        (2, True, "Bananas are yellow.")]
+
+
+def test_marker_stream_holds_back_partial_markers() -> None:
+    stream = MarkerStream(k=2)
+    assert stream.feed("New York [") == "New York"
+    assert stream.feed("1") == ""
+    assert stream.feed("] and [") == " [1] and"
+    assert stream.feed("9] end") == " end"
+    assert stream.flush() == ""
+
+
+_pieces = st.lists(st.sampled_from(["a", " ", "[", "]", "1", "2", "9", ",", ".", "x", "[1]",
+                                    " [3]", "[12"]), max_size=40)
+
+
+@given(pieces=_pieces, k=st.integers(1, 4))
+def test_property_streamed_text_equals_cleaned_text_and_never_shows_half_markers(
+        pieces: list[str], k: int) -> None:
+    stream = MarkerStream(k)
+    final = clean_markers("".join(pieces), k)
+    shown = ""
+    for piece in pieces:
+        shown += stream.feed(piece)
+        assert final.startswith(shown)  # nothing shown is ever taken back
+    shown += stream.flush()
+    assert shown == final
+
+
+@given(numbers=st.lists(st.integers(0, 30), min_size=1, max_size=5), k=st.integers(1, 10))
+def test_property_clean_keeps_exactly_the_valid_numbers(numbers: list[int], k: int) -> None:
+    text = "Claim [" + ", ".join(map(str, numbers)) + "]."
+    kept = [n for m in find_markers(clean_markers(text, k)) for n in m.numbers]
+    assert kept == list(dict.fromkeys(n for n in numbers if 1 <= n <= k))
+
+
+def test_repair_repoints_unsupported_markers_and_keeps_supported_ones() -> None:
+    assert repair("India and Pakistan were granted full membership [2].", HITS, 0.5) == (
+        "India and Pakistan were granted full membership [1].")
+    assert repair("Bananas are yellow. [2] India and Pakistan were granted membership [1][2].",
+                  HITS, 0.5) == ("Bananas are yellow [2]. India and Pakistan were granted "
+                                 "membership [1].")
+    # Nothing supports the claim: the model's own marker stays (and is flagged unsupported).
+    assert repair("Something unrelated [1].", HITS, 0.5) == "Something unrelated [1]."
+    assert repair("No markers here", HITS, 0.5) == "No markers here"
