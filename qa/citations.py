@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qa.chunking import sentence_spans
@@ -68,12 +69,27 @@ class MarkerStream:
         return delta
 
 
-def support(claim: str, passage: str) -> float:
-    """Fraction of the claim's content words (stemmed, no stop words) found in the passage."""
+_TIE = 0.05
+Similarity = Callable[[str], dict[int, float]]
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def support(claim: str, passage: str, question: str = "") -> float:
+    """Fraction of the claim's content words (stemmed, no stop words) found in the passage,
+    quartered when the claim has a number that the passage lacks (a likely invention).
+
+    Words the claim merely repeats from the question are left out when others remain: the
+    answer's new words are what the passage has to hold.
+    """
     words = set(tokenize([claim])[0])
+    novel = words - set(tokenize([question])[0]) if question else words
+    words = novel or words
     if not words:
         return 0.0
-    return len(words & set(tokenize([passage])[0])) / len(words)
+    score = len(words & set(tokenize([passage])[0])) / len(words)
+    if not set(_NUMBER.findall(claim)) <= set(_NUMBER.findall(passage)):
+        score /= 4
+    return score
 
 
 def claims(text: str) -> list[tuple[str, list[int]]]:
@@ -90,18 +106,19 @@ def claims(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-def best_sentence(claim: str, hit: Hit) -> tuple[int, int, float]:
+def best_sentence(claim: str, hit: Hit, question: str = "") -> tuple[int, int, float]:
     """Document span of the passage sentence that best supports claim, and its support."""
     text = hit.chunk.text
     best = (0, len(text), 0.0)
     for start, end in sentence_spans(text):
-        score = support(claim, text[start:end])
+        score = support(claim, text[start:end], question)
         if score > best[2]:
             best = (start, end, score)
     return hit.chunk.start + best[0], hit.chunk.start + best[1], best[2]
 
 
-def resolve(text: str, hits: list[Hit], min_support: float) -> list[Citation]:
+def resolve(text: str, hits: list[Hit], min_support: float,
+            question: str = "") -> list[Citation]:
     """One Citation per distinct cited passage, with the best-supported cited sentence."""
     by_rank = {h.rank: h for h in hits}
     found: dict[int, Citation] = {}
@@ -110,10 +127,10 @@ def resolve(text: str, hits: list[Hit], min_support: float) -> list[Citation]:
             hit = by_rank.get(n)
             if hit is None:
                 continue
-            score = support(claim, hit.chunk.text)
+            score = support(claim, hit.chunk.text, question)
             if n in found and found[n].support >= score:
                 continue
-            start, end, _ = best_sentence(claim, hit)
+            start, end, _ = best_sentence(claim, hit, question)
             offset = start - hit.chunk.start
             found[n] = Citation(
                 n=n, chunk_id=hit.chunk.id, doc_id=hit.chunk.doc_id, source=hit.source,
@@ -123,12 +140,14 @@ def resolve(text: str, hits: list[Hit], min_support: float) -> list[Citation]:
     return [found[n] for n in sorted(found)]
 
 
-def repair(text: str, hits: list[Hit], min_support: float) -> str:
-    """Re-point each sentence's markers at the passages that support it.
+def repair(text: str, hits: list[Hit], min_support: float, question: str = "",
+           similarity: Similarity | None = None) -> str:
+    """Re-point each sentence's markers at the passages that support it best.
 
-    Cited passages that support the sentence are kept; when none does, the best-supporting
-    retrieved passage is cited instead, if any reaches min_support. Markers are placed before
-    the sentence's final punctuation.
+    Passages are ranked by lexical support plus, when given, embedding similarity to the
+    sentence. A cited passage is kept when it reaches min_support and ranks within `_TIE` of
+    the best; otherwise the best passage is cited instead, if it reaches min_support. Markers
+    are placed before the sentence's final punctuation.
     """
     by_rank = {h.rank: h for h in hits}
     groups: list[tuple[int, int]] = []
@@ -142,10 +161,14 @@ def repair(text: str, hits: list[Hit], min_support: float) -> str:
         sentence = text[start:end]
         cited = [n for m in find_markers(sentence) for n in m.numbers if n in by_rank]
         plain = strip_markers(sentence)
-        scores = {h.rank: support(plain, h.chunk.text) for h in hits}
-        keep = [n for n in dict.fromkeys(cited) if scores[n] >= min_support]
+        scores = {h.rank: support(plain, h.chunk.text, question) for h in hits}
+        near = similarity(plain) if similarity and plain else {}
+        rank = {n: s + near.get(n, 0.0) for n, s in scores.items()}
+        top = max(rank.values(), default=0.0)
+        keep = [n for n in dict.fromkeys(cited)
+                if scores[n] >= min_support and rank[n] >= top - _TIE]
         if not keep and scores:
-            best = max(scores, key=lambda n: (scores[n], -n))
+            best = max(rank, key=lambda n: (rank[n], -n))
             keep = [best] if scores[best] >= min_support else list(dict.fromkeys(cited))
         body, stop = (plain[:-1], plain[-1]) if plain[-1:] in ".!?" else (plain, "")
         marks = "".join(f"[{n}]" for n in keep)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from qa.citations import strip_markers
 from qa.config import MODEL_NAMES, Settings, SettingsError
 from qa.generation import Message
 from qa.models import ModelUnavailable
@@ -147,10 +148,12 @@ def _stream_answer(qa, question: str, history: list[Message],
         elif event.answer is not None:
             answer = event.answer
     assert answer is not None
-    if answer.text.startswith(shown):
-        print(answer.text[len(shown):])
+    if answer.refused and shown.strip() != answer.text:
+        print(f"\n-> not supported by the passages, so: {answer.text}")
+    elif strip_markers(answer.text) != strip_markers(shown):
+        print(f"\nChecked answer: {answer.text}")
     else:
-        print(f"\n-> not supported by the documents. {answer.text}")
+        print()
     print(format_sources(answer))
     return answer
 

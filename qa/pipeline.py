@@ -143,16 +143,24 @@ class QA:
         """Decide refusal from the model's words, the citations and their support."""
         if text and not looks_like_refusal(text):
             # Small models cite the wrong passage or none: re-point markers by support.
-            text = repair(text, relevant, self.settings.min_support)
-        citations = resolve(text, relevant, self.settings.min_support)
+            text = repair(text, relevant, self.settings.min_support, query,
+                          lambda claim: self._similarity(claim, relevant))
+        citations = resolve(text, relevant, self.settings.min_support, query)
         grounded = any(c.supported for c in citations) or support(
-            strip_markers(text), " ".join(h.chunk.text for h in relevant)
+            strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support
         timings["total_ms"] = _ms(time.perf_counter() - started)
         if not text or looks_like_refusal(text) or not citations or not grounded:
             return self._refusal(question, query, hits, timings)
         return Answer(question=question, text=text, citations=citations, hits=hits,
                       refused=False, query=query, model=self.model_name, timings=timings)
+
+    def _similarity(self, claim: str, hits: list[Hit]) -> dict[int, float]:
+        """Cosine between the claim and each hit's stored passage vector, by rank."""
+        vector = self.embedder.encode([claim])[0]
+        rows = [self.index.row_of[h.chunk.id] for h in hits]
+        return dict(zip([h.rank for h in hits], (self.index.vectors[rows] @ vector).tolist(),
+                        strict=True))
 
     def _refusal(self, question: str, query: str, hits: list[Hit],
                  timings: dict[str, float]) -> Answer:

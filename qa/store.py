@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ class Index:
     vectors: np.ndarray
     dense: Any  # faiss.Index
     bm25: Any  # bm25s.BM25
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Chunk id -> its row in the dense index."""
+        return {c.id: i for i, c in enumerate(self.chunks)}
 
     @property
     def version(self) -> str:

@@ -48,6 +48,9 @@ def test_support_counts_content_words_found_in_passage() -> None:
     assert support("India and Pakistan joined", DOC) == 2 / 3  # india, pakistan; not "joined"
     assert support("the of and", DOC) == 0.0
     assert support("Bananas are yellow", DOC) == 1.0
+    # A number the passage does not hold makes an otherwise matching claim unsupported.
+    assert support("India and Pakistan joined in 2020", DOC) == 2 / 4 / 4
+    assert support("The event was held on 27 November 2018", DOC) == 1.0
 
 
 def test_resolve_maps_citations_to_exact_sentence_spans() -> None:

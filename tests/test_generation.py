@@ -1,0 +1,75 @@
+"""Real generators from the PyPI packages: exact greedy output, streaming, bounds, answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.config import Settings
+from qa.generation import TransformersGenerator, load_generator
+from qa.models import GENERATORS, ModelUnavailable, converted_dir, embedder_path, part_files
+from qa.pipeline import QA
+from qa.prompting import REFUSAL
+
+COUNT = [{"role": "user", "content": "Count from 1 to 5, separated by commas."}]
+
+
+@pytest.fixture(scope="session")
+def small(settings: Settings) -> TransformersGenerator:
+    return load_generator("qwen2.5-coder-0.5b", settings.cache_dir)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def default_qa(settings: Settings, corpus_index, embedder) -> QA:
+    return QA(settings, corpus_index, embedder)
+
+
+def test_model_files_come_from_installed_packages(settings: Settings) -> None:
+    for model in GENERATORS.values():
+        parts = part_files(model)
+        assert len(parts) == model.parts
+        assert sum(p.stat().st_size for p in parts) == model.size
+        assert "site-packages" in str(parts[0])
+    folder = converted_dir(GENERATORS["qwen2.5-coder-0.5b"], settings.cache_dir)
+    assert folder.is_relative_to(settings.cache_dir)
+    assert (embedder_path() / "model.safetensors").is_file()
+
+
+def test_missing_model_package_is_a_clear_error() -> None:
+    from dataclasses import replace
+
+    ghost = replace(GENERATORS["qwen2.5-coder-0.5b"], package_prefix="no_such_model_part")
+    with pytest.raises(ModelUnavailable, match="missing packages: no-such-model-part1"):
+        part_files(ghost)
+
+
+def test_greedy_output_is_exact(small: TransformersGenerator) -> None:
+    assert "".join(small.stream(COUNT, 20)) == "1, 2, 3, 4, 5"
+    system = {"role": "system", "content": "Answer with one word."}
+    question = {"role": "user", "content": "What is the capital of France?"}
+    assert "".join(small.stream([system, question], 8)) == "Paris"
+
+
+def test_max_new_tokens_bounds_the_reply(small: TransformersGenerator) -> None:
+    assert "".join(small.stream(COUNT, 3)) == "1, "
+
+
+def test_closing_the_stream_stops_generation(small: TransformersGenerator) -> None:
+    stream = small.stream(COUNT, 50)
+    assert next(stream) == "1"
+    stream.close()
+    assert "".join(small.stream(COUNT, 20)) == "1, 2, 3, 4, 5"  # the lock was released
+
+
+def test_default_model_answers_with_a_supported_citation(default_qa: QA) -> None:
+    answer = default_qa.answer("Which countries were granted full SCO membership?")
+    assert not answer.refused
+    assert "India and Pakistan" in answer.text
+    assert answer.citations and all(c.supported for c in answer.citations)
+    cited = answer.citations[0]
+    doc = default_qa.index.documents[cited.doc_id]
+    assert "India and Pakistan" in doc.text[cited.start:cited.end]
+
+
+def test_default_model_refuses_what_the_article_does_not_say(default_qa: QA) -> None:
+    answer = default_qa.answer("In what year was the SCO founded?")
+    assert answer.refused and answer.text == REFUSAL and answer.citations == []
