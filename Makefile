@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run ask test lint index
+.PHONY: setup run ask browser test lint index
 
 setup: $(STAMP)
 
@@ -18,11 +18,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/qa ask
+	HF_HUB_OFFLINE=1 $(BIN)/python app.py
 
-ask: run
+ask: setup
+	HF_HUB_OFFLINE=1 $(BIN)/qa ask
 
-test: setup
+# The browser tests drive Debian's Chromium; install it when missing and allowed (root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } || \
+	  echo "note: install chromium and chromium-driver to run the browser tests"
+
+test: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 lint: setup

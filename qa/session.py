@@ -1,0 +1,206 @@
+"""Runtime state of the chat app: the start-up index, background model loading, the models a
+visitor may pick, and per-browser-session indexes of uploaded documents."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qa.config import Settings
+from qa.corpus import SUPPORTED_SUFFIXES
+from qa.embedding import Embedder
+from qa.generation import Generator, load_generator
+from qa.models import GENERATORS, is_installed
+from qa.pipeline import QA
+from qa.progress import Reporter, print_reporter, silent_reporter
+from qa.store import Index, IndexLoadError, build_index, load_index, stale_reasons
+
+UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
+
+
+class UploadError(ValueError):
+    """Uploaded files break a limit or hold no usable text; the message says which."""
+
+
+def upload_limits(environ: dict[str, str] | None = None) -> tuple[float, int]:
+    """(max megabytes per file, max files) from QA_MAX_UPLOAD_MB / QA_MAX_UPLOAD_FILES."""
+    env = os.environ if environ is None else environ
+    try:
+        mb = float(env.get("QA_MAX_UPLOAD_MB") or 10)
+        count = int(env.get("QA_MAX_UPLOAD_FILES") or 5)
+    except ValueError:
+        raise UploadError("QA_MAX_UPLOAD_MB / QA_MAX_UPLOAD_FILES must be numbers") from None
+    if mb <= 0 or count <= 0:
+        raise UploadError("QA_MAX_UPLOAD_MB and QA_MAX_UPLOAD_FILES must be positive")
+    return mb, count
+
+
+def open_index(settings: Settings, embedder: Embedder,
+               report: Reporter = silent_reporter) -> tuple[Index, str]:
+    """The verified index of settings.corpus_dir, rebuilt when missing, stale or corrupt.
+
+    Returns the index and a note saying whether (and why) it was rebuilt. When index_dir
+    cannot be written, the rebuilt index goes to a temporary folder instead.
+    """
+    folder = settings.index_dir
+    reasons = stale_reasons(folder, [settings.corpus_dir], settings, embedder)
+    if not reasons:
+        try:
+            return load_index(folder), ""
+        except IndexLoadError as exc:
+            reasons = [str(exc)]
+    note = f"Rebuilt the index from {settings.corpus_dir.name}/ because: {'; '.join(reasons)}"
+    try:
+        index = build_index([settings.corpus_dir], folder, settings, embedder, report).index
+    except OSError:
+        folder = Path(tempfile.mkdtemp(prefix="qa-index-")) / "index"
+        index = build_index([settings.corpus_dir], folder, settings, embedder, report).index
+        note += f" (written to {folder}: {settings.index_dir} is read-only)"
+    return index, note
+
+
+def installed_models() -> list[str]:
+    """Generator names whose packages are installed."""
+    return [name for name in GENERATORS if is_installed(name)]
+
+
+class LoadProgress:
+    """A Reporter that remembers the latest step (for the status line) and prints it."""
+
+    def __init__(self, echo: Reporter = print_reporter) -> None:
+        self.text = ""
+        self.echo = echo
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        self.text = f"{what} {done / total if total else 1.0:.0%}"
+        self.echo(what, done, total)
+
+
+class Models:
+    """The app's pipeline and its generators: one per model name, loaded once and shared."""
+
+    def __init__(self, qa: QA, progress: LoadProgress | None = None) -> None:
+        self.qa = qa
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._generators: dict[str, Generator] = {}
+        self._state = "loading model…"
+        self.error = ""
+        self._ready = threading.Event()
+
+    @property
+    def state(self) -> str:
+        """'loading model…' (with the step under way), 'ready' or 'failed to load: ...'."""
+        if not self.ready and self.progress is not None and self.progress.text:
+            return f"{self._state} {self.progress.text}"
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load_in_background(self) -> threading.Thread:
+        """Start loading the default generator; `state` says how it went."""
+        thread = threading.Thread(target=self._load_default, name="qa-model-loader",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _load_default(self) -> None:
+        try:
+            self.qa.generator  # noqa: B018 - loads it once (thread-safe)
+            self._state = "ready"
+        except Exception as exc:  # noqa: BLE001 - any failure is shown on the page
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._state = f"failed to load: {self.error}"
+        finally:
+            self._ready.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the default model finished loading (or failed)."""
+        return self._ready.wait(timeout)
+
+    def loaded(self, name: str) -> bool:
+        """Whether the named generator is loaded (so answering will not wait for it)."""
+        if name == self.qa.settings.model:
+            return self.ready and not self.error
+        return name in self._generators
+
+    def generator(self, name: str) -> Generator:
+        """The named generator (the default one comes from the pipeline)."""
+        if name == self.qa.settings.model:
+            return self.qa.generator
+        with self._lock:
+            if name not in self._generators:
+                settings = self.qa.settings
+                self._generators[name] = load_generator(name, settings.cache_dir,
+                                                        settings.threads)
+            return self._generators[name]
+
+    def pipeline(self, model: str | None = None, index: Index | None = None) -> QA:
+        """A QA over index (default: the app's) with the named model (default: the app's)."""
+        base = self.qa
+        if (not model or model == base.settings.model) and index is None:
+            return base
+        name = model or base.settings.model
+        return QA(replace(base.settings, model=name), index or base.index, base.embedder,
+                  self.generator(name))
+
+
+@dataclass
+class Uploads:
+    """One browser session's own index of uploaded files, in its own temporary folder."""
+
+    folder: Path
+    index: Index
+    names: list[str]
+
+    def close(self) -> None:
+        """Delete the session's files."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def check_uploads(paths: Sequence[str | Path], environ: dict[str, str] | None = None) -> None:
+    """UploadError when the files break the count, size or type limits."""
+    mb, count = upload_limits(environ)
+    if not paths:
+        raise UploadError("no files were uploaded")
+    if len(paths) > count:
+        raise UploadError(f"too many files: {len(paths)} uploaded, at most {count} allowed")
+    for path in map(Path, paths):
+        if path.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise UploadError(f"{path.name}: unsupported file type (use "
+                              f"{', '.join(UPLOAD_SUFFIXES)})")
+        size = path.stat().st_size
+        if size > mb * 1024 * 1024:
+            raise UploadError(f"{path.name} is {size / 1024 / 1024:.1f} MB; the limit is "
+                              f"{mb:g} MB per file")
+
+
+def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Embedder,
+                  report: Reporter = silent_reporter,
+                  environ: dict[str, str] | None = None) -> Uploads:
+    """Check the limits, copy the files to a fresh folder and index them there."""
+    check_uploads(paths, environ)
+    folder = Path(tempfile.mkdtemp(prefix="qa-upload-"))
+    try:
+        docs = folder / "docs"
+        docs.mkdir()
+        names = []
+        for path in map(Path, paths):
+            target = docs / path.name
+            shutil.copyfile(path, target)
+            names.append(path.name)
+        try:
+            result = build_index([docs], folder / "index", settings, embedder, report)
+        except IndexLoadError as exc:
+            raise UploadError(str(exc).replace(str(docs) + os.sep, "")) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Uploads(folder=folder, index=result.index, names=names)
