@@ -7,13 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from qa.citations import strip_markers
 from qa.config import MODEL_NAMES, Settings, SettingsError
 from qa.generation import Message
 from qa.models import ModelUnavailable
 from qa.types import Answer
+
+if TYPE_CHECKING:
+    from qa.pipeline import QA
 
 
 class CliError(Exception):
@@ -52,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     eval_qa = eval_sub.add_parser("qa", help="answer a question file and score it")
     eval_qa.add_argument("--questions", type=Path, required=True)
     _add_answer_options(eval_qa)
+    passages = eval_sub.add_parser(
+        "passages", help="retrieval only: rank of the first passage holding a gold answer")
+    passages.add_argument("--questions", type=Path, required=True)
+    passages.add_argument("--json", action="store_true", help="print JSON")
+    passages.add_argument("--index", type=Path, help="index folder (default: index/)")
     return parser
 
 
@@ -110,7 +118,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace, settings: Settings):
+def _load(args: argparse.Namespace, settings: Settings) -> QA:
     from qa.pipeline import QA
     from qa.store import IndexLoadError
 
@@ -134,7 +142,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _stream_answer(qa, question: str, history: list[Message],
+def _stream_answer(qa: QA, question: str, history: list[Message],
                    top_k: int | None) -> Answer:
     """Print tokens as they come, then the checked answer's sources."""
     shown = ""
@@ -177,7 +185,7 @@ def format_sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def _interactive(qa, args: argparse.Namespace) -> int:
+def _interactive(qa: QA, args: argparse.Namespace) -> int:
     from qa.pipeline import QuestionError
 
     print(f"Ask about {len(qa.index.documents)} document(s); model {qa.model_name}. "
@@ -206,6 +214,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = read_questions(args.questions)
     qa = _load(args, settings)
+    if args.eval_command == "passages":
+        return _eval_passages(qa, rows, args.json)
     report = evaluate(qa, rows, print_reporter)
     report["cores"] = os.cpu_count()
     if args.json:
@@ -219,6 +229,18 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{key:>20}: {report[key]:.1%}")
     for key in ("p50_first_token_ms", "p95_first_token_ms", "p50_total_ms", "p95_total_ms"):
         print(f"{key:>20}: {report[key]:.0f}")
+    return 0
+
+
+def _eval_passages(qa: QA, rows: list[dict], as_json: bool) -> int:
+    from qa.eval.passages import evaluate_passages
+
+    report = evaluate_passages(qa.retriever, rows)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for name, figures in report.items():
+        print(f"{name:>16}: " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
     return 0
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.models import EMBEDDER_NAME, embedder_path, sha256_file
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 class Embedder:
@@ -21,7 +25,7 @@ class Embedder:
         self.encoded = 0  # texts encoded so far, for tests and progress figures
 
     @cached_property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         import torch
         from sentence_transformers import SentenceTransformer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from qa.models import GENERATORS, converted_dir
 from qa.progress import Reporter, print_reporter
@@ -39,7 +39,7 @@ class TransformersGenerator:
         self.model.eval()
         self._lock = threading.Lock()
 
-    def prompt_ids(self, messages: list[Message]):
+    def prompt_ids(self, messages: list[Message]) -> Any:
         """Token ids of the chat template applied to messages, ready for generation."""
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                   return_tensors="pt", return_dict=True)
@@ -51,7 +51,7 @@ class TransformersGenerator:
         stop = threading.Event()
 
         class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> bool:
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
                 return stop.is_set()
 
         inputs = self.prompt_ids(messages)

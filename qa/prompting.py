@@ -38,13 +38,40 @@ def fence(text: str) -> str:
     return _FENCE.sub(lambda m: m.group(0).replace("<", "‹"), text)
 
 
+# A made-up worked example shown before every question: small models follow a demonstration
+# of exact wording, complete lists, per-sentence citations and the refusal phrase far better
+# than instructions alone. It is a fixed prefix, identical for every question.
+EXAMPLE_PASSAGES = (
+    ("Example", "The Riverside Library reopened on 3 March 2021 after a two-year renovation. "
+                "Mayor Ellen Park cut the ribbon."),
+    ("Example", "The new building has a children's wing, a makerspace, a recording studio and a "
+                "rooftop garden. Entry remains free for residents."),
+)
+EXAMPLES = (
+    ("What does the new building offer?",
+     "The new building has a children's wing, a makerspace, a recording studio and a rooftop "
+     "garden [2]."),
+    ("When did the library reopen and who opened it?",
+     "The Riverside Library reopened on 3 March 2021 [1]. Mayor Ellen Park cut the ribbon [1]."),
+    ("How much did the renovation cost?", REFUSAL),
+)
+
+
+def _user_message(question: str, passages: list[tuple[int, str, str]]) -> Message:
+    body = "\n".join(f'<passage id="{n}" source="{fence(source)}">\n{fence(text)}\n</passage>'
+                     for n, source, text in passages)
+    return {"role": "user", "content": f"Passages:\n{body}\n\nQuestion: {question.strip()}"}
+
+
 def answer_messages(question: str, hits: list[Hit]) -> list[Message]:
     """Chat messages asking for a cited answer from the numbered passages."""
-    passages = "\n".join(
-        f'<passage id="{h.rank}" source="{fence(h.title or h.source)}">\n{fence(h.chunk.text)}\n'
-        f"</passage>" for h in hits)
-    user = f"Passages:\n{passages}\n\nQuestion: {question.strip()}"
-    return [{"role": "system", "content": ANSWER_SYSTEM}, {"role": "user", "content": user}]
+    example = [(n, source, text) for n, (source, text) in enumerate(EXAMPLE_PASSAGES, 1)]
+    messages: list[Message] = [{"role": "system", "content": ANSWER_SYSTEM}]
+    for example_question, example_answer in EXAMPLES:
+        messages += [_user_message(example_question, example),
+                     {"role": "assistant", "content": example_answer}]
+    passages = [(h.rank, h.title or h.source, h.chunk.text) for h in hits]
+    return [*messages, _user_message(question, passages)]
 
 
 def rewrite_messages(question: str, history: list[Message]) -> list[Message]:
