@@ -191,25 +191,12 @@ def _close_uploads(uploads: Uploads | None) -> None:
 
 
 def main() -> None:
-    """Open (or rebuild) the index, start loading the model, and serve the app."""
-    from qa.config import Settings
-    from qa.embedding import Embedder
-    from qa.progress import print_reporter
-    from qa.session import LoadProgress, open_index
+    """Serve the chat UI, the HTTP API and the widget as one app (qa.api.serve) with uvicorn on
+    GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 0.0.0.0:7860)."""
+    from qa.api import serve
 
-    logging.basicConfig(level=logging.INFO)
-    settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
-    index, note = open_index(settings, embedder, print_reporter)
-    if note:
-        log.warning(note)
-    progress = LoadProgress()
-    qa = QA(settings, index, embedder, report=progress)
-    models = Models(qa, progress)
-    demo = build_app(qa, models, note=note)
-    models.load_in_background()
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME") or "0.0.0.0",
-                server_port=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
+    serve(os.environ.get("GRADIO_SERVER_NAME") or "0.0.0.0",
+          int(os.environ.get("GRADIO_SERVER_PORT") or 7860), build_ui=build_app)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_answer_options(ask)
     ask.add_argument("--top-k", type=int)
 
+    serve = sub.add_parser("serve", help="serve the chat UI, the HTTP API and the widget")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+
     evaluate = sub.add_parser("eval", help="measure quality")
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, parser_class=_Parser)
     eval_qa = eval_sub.add_parser("qa", help="answer a question file and score it")
@@ -79,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             return _index(args, settings)
         if args.command == "ask":
             return _ask(args, settings)
+        if args.command == "serve":
+            from qa.api import serve
+
+            serve(args.host, args.port)
+            return 0
         return _eval(args, settings)
     except CliError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)

@@ -39,6 +39,14 @@ class Settings:
     max_new_tokens: int = 160
     threads: int = 2
     max_question_chars: int = 2000
+    # HTTP API and widget (qa/api.py): CORS allow-list (comma separated; empty = localhost
+    # only, plus the Space's own address on Hugging Face) and abuse bounds.
+    allowed_origins: str = ""
+    rate_limit_per_minute: float = 12.0
+    rate_limit_burst: int = 6
+    max_concurrent_generations: int = 1
+    max_answer_seconds: float = 120.0
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -57,7 +65,8 @@ class Settings:
     def validate(self) -> None:
         """Raise SettingsError naming the first invalid value."""
         positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "threads",
-                    "max_question_chars")
+                    "max_question_chars", "rate_limit_per_minute", "rate_limit_burst",
+                    "max_concurrent_generations", "max_answer_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
@@ -74,6 +83,8 @@ class Settings:
                 raise SettingsError(f"{name} must be between 0 and 1")
         if not -1.0 <= self.min_dense_score <= 1.0:
             raise SettingsError("min_dense_score must be between -1 and 1")
+        if self.proxy_hops < 0:
+            raise SettingsError(f"proxy_hops must be 0 or more, got {self.proxy_hops}")
         if self.model not in MODEL_NAMES:
             raise SettingsError(
                 f"model must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")
