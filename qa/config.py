@@ -30,9 +30,9 @@ class Settings:
     chunk_overlap_tokens: int = 32
     top_k: int = 4
     candidates: int = 30
-    fusion: str = "rrf"
+    fusion: str = "weighted"
     rrf_k: int = 60
-    dense_weight: float = 0.5
+    dense_weight: float = 0.7
     min_dense_score: float = 0.25
     min_support: float = 0.5
     model: str = "qwen2.5-coder-1.5b"
