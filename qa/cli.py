@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from qa.citations import strip_markers
 from qa.config import MODEL_NAMES, Settings, SettingsError
+from qa.eval.commands import add_eval_commands, run_eval_command
 from qa.generation import Message
 from qa.models import ModelUnavailable
 from qa.types import Answer
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     eval_qa = eval_sub.add_parser("qa", help="answer a question file and score it")
     eval_qa.add_argument("--questions", type=Path, required=True)
     _add_answer_options(eval_qa)
+    add_eval_commands(eval_sub)
     passages = eval_sub.add_parser(
         "passages", help="retrieval only: rank of the first passage holding a gold answer")
     passages.add_argument("--questions", type=Path, required=True)
@@ -221,6 +223,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.eval.qa_eval import evaluate, read_questions
     from qa.progress import print_reporter
 
+    if args.eval_command in ("retrieval", "squad"):
+        return run_eval_command(args, settings)
     rows = read_questions(args.questions)
     qa = _load(args, settings)
     if args.eval_command == "passages":

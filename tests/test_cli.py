@@ -113,3 +113,26 @@ def test_eval_qa_rejects_a_malformed_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (f"qa: error: {bad}:2: needs 'q' (text) and 'answers' "
                                      "(list of text)")
+
+
+def test_eval_retrieval_on_a_tiny_beir_folder(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = [("d1", "Volcanoes", "Lava flows from erupting volcanoes in Iceland."),
+            ("d2", "Bees", "Honey bees pollinate apple orchards in spring."),
+            ("d3", "Tides", "The moon's gravity causes ocean tides.")]
+    (beir / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    (beir / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "What pollinates apple trees?"}) + "\n"
+        + json.dumps({"_id": "q2", "text": "Why are there ocean tides?"}) + "\n"
+        + json.dumps({"_id": "q3", "text": "A query without judgements"}) + "\n")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\n")
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    result = qa("eval", "retrieval", "--beir", str(beir), "--mode", "all", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report) == ["dense", "bm25", "hybrid"]
+    for figures in report.values():
+        assert figures == {"ndcg@10": 1.0, "recall@10": 1.0, "recall@100": 1.0, "mrr@10": 1.0}

@@ -145,7 +145,8 @@ def cache_key(documents: Sequence[Document], settings: Settings, embedder: Embed
 def cached_index(name: str, documents: list[Document], settings: Settings, embedder: Embedder,
                  report: Reporter = silent_reporter) -> tuple[Index, bool]:
     """Load the index of these documents from the cache, or build it there; (index, built)."""
-    folder = Path(settings.cache_dir) / "eval" / f"{name}-{cache_key(documents, settings, embedder)}"
+    key = cache_key(documents, settings, embedder)
+    folder = Path(settings.cache_dir) / "eval" / f"{name}-{key}"
     try:
         return load_index(folder), False
     except IndexLoadError:

@@ -1,0 +1,95 @@
+"""Generator speed on a fixed ~600-token RAG prompt, next to the memory-bandwidth bound,
+and peak RSS of the whole app (index + embedder + generator + Gradio app) after one answer.
+
+Run: python bench/generation.py [--model qwen2.5-coder-1.5b] [--runs 3] [--new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from common import ROOT, pct, peak_rss_mib, print_facts
+
+from qa.config import MODEL_NAMES, Settings
+from qa.pipeline import QA
+from qa.prompting import answer_messages
+
+QUESTION = "What was agreed at the special event on countering terrorism?"
+
+
+def bandwidth_gbs(threads: int, gib: float = 1.0, repeats: int = 5) -> tuple[float, float]:
+    """Best observed (read, copy) memory bandwidth in GB/s; copy counts read + write bytes."""
+    import torch
+
+    torch.set_num_threads(threads)
+    src = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    read = copy = 0.0
+    nbytes = src.numel() * 4
+    for _ in range(repeats):
+        started = time.perf_counter()
+        src.sum()  # reads every byte once, like decoding reads every weight once
+        read = max(read, nbytes / (time.perf_counter() - started) / 1e9)
+        started = time.perf_counter()
+        dst.copy_(src)
+        copy = max(copy, 2 * nbytes / (time.perf_counter() - started) / 1e9)
+    return read, copy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", choices=MODEL_NAMES, default=Settings().model)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    args = parser.parse_args()
+    print_facts(f"generation ({args.model})")
+    settings = Settings.from_env(model=args.model)
+    bandwidth, copy = bandwidth_gbs(settings.threads)
+    qa = QA.from_settings(settings)
+    # A fixed prompt: the question and enough top passages of the default index for ~600 tokens.
+    hits = qa.retriever.search(QUESTION, 8)
+    gen = qa.generator
+    for k in range(1, len(hits) + 1):
+        messages = answer_messages(QUESTION, hits[:k])
+        prompt_tokens = int(gen.prompt_ids(messages)["input_ids"].shape[-1])
+        if prompt_tokens >= 600:
+            break
+    weight_bytes = sum(p.numel() * p.element_size() for p in gen.model.parameters())
+    emb = gen.model.get_input_embeddings().weight
+    out = gen.model.get_output_embeddings().weight
+    if emb.data_ptr() != out.data_ptr():  # an untied input table is read one row per token
+        weight_bytes -= emb.numel() * emb.element_size()
+    ttft, speed = [], []
+    for _ in range(args.runs):
+        started = time.perf_counter()
+        first = None
+        text = ""
+        for piece in gen.stream(messages, args.new_tokens):
+            first = first or time.perf_counter()
+            text += piece
+        end = time.perf_counter()
+        new = len(gen.tokenizer(text, add_special_tokens=False)["input_ids"])
+        ttft.append((first - started) * 1000)
+        speed.append((new - 1) / (end - first) if new > 1 and end > first else 0.0)
+    print(f"{'prompt':>12}: {prompt_tokens} tokens ({k} passages), {args.new_tokens} new, "
+          f"greedy, {settings.threads} threads, {args.runs} runs")
+    print(f"{'TTFT':>12}: p50 {pct(ttft, 50):.0f} ms (all: {', '.join(f'{t:.0f}' for t in ttft)})")
+    print(f"{'decode':>12}: p50 {pct(speed, 50):.2f} tokens/s")
+    print(f"{'weights':>12}: {weight_bytes / 1e9:.2f} GB read per token (bf16)")
+    print(f"{'bandwidth':>12}: read {bandwidth:.1f} GB/s, copy {copy:.1f} GB/s "
+          f"({settings.threads} threads) -> bound "
+          f"{bandwidth / (weight_bytes / 1e9):.1f} tokens/s; measured is "
+          f"{pct(speed, 50) / (bandwidth / (weight_bytes / 1e9)):.0%} of it")
+    answer = qa.answer(QUESTION)
+    sys.path.insert(0, str(ROOT))
+    from app import build_app
+
+    build_app(qa)
+    print(f"{'answer':>12}: {answer.timings.get('total_ms', 0):.0f} ms, refused {answer.refused}")
+    print(f"{'peak RSS':>12}: {peak_rss_mib():.0f} MiB (index, embedder, generator, Gradio app)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Index build throughput (chunks/s) and peak RSS on a BEIR corpus (default: SciFact).
+
+Run: python bench/index_build.py [--beir ../shared/data/scifact]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from common import SHARED_DATA, peak_rss_mib, print_facts
+
+from qa.config import Settings
+from qa.embedding import Embedder
+from qa.eval.beir import beir_documents, load_beir
+from qa.store import build_index
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--beir", type=Path, default=SHARED_DATA / "scifact")
+    args = parser.parse_args()
+    print_facts("index build throughput")
+    settings = Settings.from_env()
+    embedder = Embedder(threads=settings.threads)
+    started = time.perf_counter()
+    embedder.encode(["warm up"])
+    load_s = time.perf_counter() - started
+    documents, _ = beir_documents(load_beir(args.beir, "test").corpus)
+    marks: dict[str, float] = {}
+
+    def report(what: str, done: int, total: int) -> None:
+        marks.setdefault("first_batch", time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = build_index([], Path(tmp) / "index", settings, embedder, report,
+                             documents=documents)
+        total_s = time.perf_counter() - started
+    chunks = len(result.index.chunks)
+    chars = sum(len(d.text) for d in documents)
+    print(f"{'corpus':>12}: {args.beir} ({len(documents)} documents, {chars} characters)")
+    print(f"{'settings':>12}: chunk_tokens {settings.chunk_tokens}, overlap "
+          f"{settings.chunk_overlap_tokens}, threads {settings.threads}")
+    print(f"{'model load':>12}: {load_s:.1f} s (not counted below)")
+    print(f"{'chunks':>12}: {chunks} ({chunks / len(documents):.2f} per document)")
+    print(f"{'chunking':>12}: {marks.get('first_batch', started) - started:.1f} s "
+          "(until the first embedded batch)")
+    print(f"{'total':>12}: {total_s:.1f} s -> {chunks / total_s:.1f} chunks/s, "
+          f"{len(documents) / total_s:.1f} documents/s")
+    print(f"{'peak RSS':>12}: {peak_rss_mib():.0f} MiB (whole process)")
+
+
+if __name__ == "__main__":
+    main()
