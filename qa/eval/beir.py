@@ -14,6 +14,7 @@ from typing import Any
 from qa.config import Settings
 from qa.corpus import document_id
 from qa.embedding import Embedder
+from qa.eval.jsonl import jsonl_rows
 from qa.eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from qa.lexical import BM25_PARAMS
 from qa.progress import Reporter, silent_reporter
@@ -39,17 +40,10 @@ class BeirData:
 
 def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BeirFormatError(f"{path}:{number}: not JSON ({exc.msg})") from None
-                if not isinstance(row, dict) or "_id" not in row:
-                    raise BeirFormatError(f"{path}:{number}: needs an '_id'")
-                yield row
+        for number, row in jsonl_rows(path, BeirFormatError):
+            if not isinstance(row, dict) or "_id" not in row:
+                raise BeirFormatError(f"{path}:{number}: needs an '_id'")
+            yield row
     except FileNotFoundError:
         raise BeirFormatError(f"{path} is missing (not a BEIR folder?)") from None
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from qa.eval.jsonl import jsonl_rows
 from qa.eval.metrics import answer_score, contains_answer, mean, percentile
 from qa.pipeline import QA
 from qa.progress import Reporter, silent_reporter
@@ -21,17 +21,11 @@ class QuestionFileError(ValueError):
 def read_questions(path: Path) -> list[dict[str, Any]]:
     """Parse and validate a JSONL question file."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        parsed = list(jsonl_rows(Path(path), QuestionFileError))
     except (OSError, UnicodeDecodeError) as exc:
         raise QuestionFileError(f"cannot read {path}: {exc}") from None
     rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuestionFileError(f"{path}:{number}: not JSON ({exc.msg})") from None
+    for number, row in parsed:
         if not isinstance(row, dict) or not isinstance(row.get("q"), str) or not isinstance(
                 row.get("answers"), list) or not all(isinstance(a, str) for a in row["answers"]):
             raise QuestionFileError(f"{path}:{number}: needs 'q' (text) and 'answers' (list of "
