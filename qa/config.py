@@ -39,6 +39,8 @@ class Settings:
     max_new_tokens: int = 160
     threads: int = 2
     max_question_chars: int = 2000
+    max_upload_mb: float = 10.0  # per uploaded file in the app
+    max_upload_files: int = 5  # per upload in the app
     # HTTP API and widget (qa/api.py): CORS allow-list (comma separated; empty = localhost
     # only, plus the Space's own address on Hugging Face) and abuse bounds.
     allowed_origins: str = ""
@@ -65,7 +67,8 @@ class Settings:
     def validate(self) -> None:
         """Raise SettingsError naming the first invalid value."""
         positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "threads",
-                    "max_question_chars", "rate_limit_per_minute", "rate_limit_burst",
+                    "max_question_chars", "max_upload_mb", "max_upload_files",
+                    "rate_limit_per_minute", "rate_limit_burst",
                     "max_concurrent_generations", "max_answer_seconds")
         for name in positive:
             if getattr(self, name) <= 0:

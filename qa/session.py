@@ -27,19 +27,6 @@ class UploadError(ValueError):
     """Uploaded files break a limit or hold no usable text; the message says which."""
 
 
-def upload_limits(environ: dict[str, str] | None = None) -> tuple[float, int]:
-    """(max megabytes per file, max files) from QA_MAX_UPLOAD_MB / QA_MAX_UPLOAD_FILES."""
-    env = os.environ if environ is None else environ
-    try:
-        mb = float(env.get("QA_MAX_UPLOAD_MB") or 10)
-        count = int(env.get("QA_MAX_UPLOAD_FILES") or 5)
-    except ValueError:
-        raise UploadError("QA_MAX_UPLOAD_MB / QA_MAX_UPLOAD_FILES must be numbers") from None
-    if mb <= 0 or count <= 0:
-        raise UploadError("QA_MAX_UPLOAD_MB and QA_MAX_UPLOAD_FILES must be positive")
-    return mb, count
-
-
 def open_index(settings: Settings, embedder: Embedder,
                report: Reporter = silent_reporter) -> tuple[Index, str]:
     """The verified index of settings.corpus_dir, rebuilt when missing, stale or corrupt.
@@ -165,9 +152,9 @@ class Uploads:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def check_uploads(paths: Sequence[str | Path], environ: dict[str, str] | None = None) -> None:
-    """UploadError when the files break the count, size or type limits."""
-    mb, count = upload_limits(environ)
+def check_uploads(paths: Sequence[str | Path], settings: Settings) -> None:
+    """UploadError when the files break the count, size or type limits of settings."""
+    mb, count = settings.max_upload_mb, settings.max_upload_files
     if not paths:
         raise UploadError("no files were uploaded")
     if len(paths) > count:
@@ -183,10 +170,9 @@ def check_uploads(paths: Sequence[str | Path], environ: dict[str, str] | None = 
 
 
 def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Embedder,
-                  report: Reporter = silent_reporter,
-                  environ: dict[str, str] | None = None) -> Uploads:
+                  report: Reporter = silent_reporter) -> Uploads:
     """Check the limits, copy the files to a fresh folder and index them there."""
-    check_uploads(paths, environ)
+    check_uploads(paths, settings)
     folder = Path(tempfile.mkdtemp(prefix="qa-upload-"))
     try:
         docs = folder / "docs"

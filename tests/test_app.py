@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from app import EMPTY_SOURCES, build_app
-from qa.config import Settings
+from qa.config import Settings, SettingsError
 from qa.pipeline import QA
 from qa.session import Models, UploadError, check_uploads, open_index
 from tests.fakes import ScriptedGenerator
@@ -170,8 +170,8 @@ def test_uploaded_documents_are_used_in_that_session_only(started: Started, tmp_
     notes = tmp_path / "zoo.txt"
     notes.write_text("Zoo notes\n\nThe zebra named Oswald lives in the Lisbon zoo since 2019. "
                      "He eats hay and carrots.\n", encoding="utf-8")
-    client, _, _ = started("Oswald lives in the Lisbon zoo [1].", "India and Pakistan [1].")
     monkeypatch.setenv("QA_MAX_UPLOAD_FILES", "1")
+    client, _, _ = started("Oswald lives in the Lisbon zoo [1].", "India and Pakistan [1].")
     note, *_ = client.predict([handle_file(notes), handle_file(notes)], api_name="/upload")
     assert "too many files: 2 uploaded, at most 1 allowed" in html.unescape(note)
     note, status, chat, sources = client.predict([handle_file(notes)], api_name="/upload")
@@ -288,16 +288,16 @@ def test_start_up_rebuilds_a_missing_or_corrupt_index(tmp_path, corpus_copy, emb
     assert "corpus changed" in note and len(index.documents) == 2
 
 
-def test_upload_limits_come_from_the_environment(tmp_path) -> None:
+def test_upload_limits_come_from_the_settings(tmp_path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("x" * 3000, encoding="utf-8")
-    env = {"QA_MAX_UPLOAD_MB": "0.001", "QA_MAX_UPLOAD_FILES": "2"}
+    env = Settings.from_env({"QA_MAX_UPLOAD_MB": "0.001", "QA_MAX_UPLOAD_FILES": "2"})
     with pytest.raises(UploadError, match=r"big.txt is 0.0 MB; the limit is 0.001 MB per file"):
         check_uploads([big], env)
     with pytest.raises(UploadError, match="unsupported file type"):
         check_uploads([tmp_path / "x.exe"], env)
     with pytest.raises(UploadError, match="at most 2 allowed"):
         check_uploads([big] * 3, env)
-    with pytest.raises(UploadError, match="must be positive"):
-        check_uploads([big], {"QA_MAX_UPLOAD_FILES": "0"})
-    check_uploads([big], {})  # defaults: 10 MB, 5 files
+    with pytest.raises(SettingsError, match="max_upload_files must be positive"):
+        Settings.from_env({"QA_MAX_UPLOAD_FILES": "0"})
+    check_uploads([big], Settings.from_env({}))  # defaults: 10 MB, 5 files
