@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,9 +195,15 @@ def main() -> None:
     """Serve the chat UI, the HTTP API and the widget as one app (qa.api.serve) with uvicorn on
     GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 0.0.0.0:7860)."""
     from qa.api import serve
+    from qa.config import SettingsError
+    from qa.models import ModelUnavailable
+    from qa.store import IndexLoadError
 
-    serve(os.environ.get("GRADIO_SERVER_NAME") or "0.0.0.0",
-          int(os.environ.get("GRADIO_SERVER_PORT") or 7860), build_ui=build_app)
+    try:
+        port = int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
+        serve(os.environ.get("GRADIO_SERVER_NAME") or "0.0.0.0", port, build_ui=build_app)
+    except (SettingsError, ModelUnavailable, IndexLoadError, ValueError) as exc:
+        sys.exit(f"app.py: error: {exc}")
 
 
 if __name__ == "__main__":
