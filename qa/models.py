@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.locking import exclusive
 from qa.progress import Reporter, print_reporter
 
 
@@ -137,18 +135,6 @@ def assemble_gguf(model: GgufModel, cache_dir: Path, report: Reporter = print_re
     return target
 
 
-@contextmanager
-def _exclusive(lock: Path) -> Iterator[None]:
-    """Hold an exclusive lock file: one process prepares model files at a time."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _remove_leftovers(folder: Path, name: str) -> None:
     """Delete temporary files or folders of an interrupted preparation."""
     for leftover in folder.glob(f".{name}.tmp*"):
@@ -160,7 +146,7 @@ def converted_dir(model: GgufModel, cache_dir: Path, report: Reporter = print_re
     target = cache_dir / "converted" / f"{model.name}-bf16"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    with _exclusive(cache_dir / ".prepare.lock"):
+    with exclusive(cache_dir / ".prepare.lock"):
         if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
             return target  # another process finished it while we waited
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from qa.generation import Generator, load_generator
 from qa.models import GENERATORS, is_installed
 from qa.pipeline import QA
 from qa.progress import Reporter, print_reporter, silent_reporter
-from qa.store import Index, IndexLoadError, build_index, load_index, stale_reasons
+from qa.store import Index, IndexLoadError, build_index, load_index, recover, stale_reasons
 
 UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
 
@@ -35,6 +35,7 @@ def open_index(settings: Settings, embedder: Embedder,
     cannot be written, the rebuilt index goes to a temporary folder instead.
     """
     folder = settings.index_dir
+    recover(folder)  # a build killed half-way leaves the old index moved aside: restore it
     reasons = stale_reasons(folder, [settings.corpus_dir], settings, embedder)
     if not reasons:
         try:

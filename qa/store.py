@@ -21,6 +21,7 @@ from qa.config import Settings
 from qa.corpus import Skipped, load_paths
 from qa.embedding import Embedder
 from qa.lexical import BM25_FILES, BM25_PARAMS, build_bm25, load_bm25
+from qa.locking import exclusive
 from qa.models import sha256_file
 from qa.progress import Reporter, silent_reporter
 from qa.types import Chunk, Document
@@ -102,8 +103,21 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _lock(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def recover(out: Path) -> None:
+    """After a crash: restore an index moved aside by an interrupted swap and delete stale
+    temporary folders (waits for a build in progress to finish)."""
+    if out.parent.is_dir():
+        with exclusive(_lock(out)):
+            cleanup_leftovers(out)
+
+
 def cleanup_leftovers(out: Path) -> None:
-    """Restore an index moved aside by an interrupted swap; delete stale temporary folders."""
+    """Restore an index moved aside by an interrupted swap; delete stale temporary folders.
+    Call only while holding the index's build lock (see `recover`)."""
     parent = out.parent
     if not parent.is_dir():
         return
@@ -145,9 +159,8 @@ def _reusable_vectors(out: Path, record: dict[str, Any]) -> dict[str, np.ndarray
 def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
                 embedder: Embedder, report: Reporter = silent_reporter,
                 documents: list[Document] | None = None) -> BuildResult:
-    """Load, chunk and embed documents; write the index to out atomically."""
-    import faiss
-
+    """Load, chunk and embed documents; write the index to out atomically (one build of the
+    same folder at a time)."""
     skipped: list[Skipped] = []
     if documents is None:
         documents, skipped = load_paths(paths)
@@ -155,7 +168,15 @@ def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
         raise IndexLoadError("no documents to index" + "".join(f"\n  {s}" for s in skipped))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cleanup_leftovers(out)
+    with exclusive(_lock(out)):
+        cleanup_leftovers(out)
+        return _build(documents, skipped, out, settings, embedder, report)
+
+
+def _build(documents: list[Document], skipped: list[Skipped], out: Path, settings: Settings,
+           embedder: Embedder, report: Reporter) -> BuildResult:
+    import faiss
+
     record = _settings_record(settings, embedder)
 
     chunks = [c for doc in documents for c in chunk_document(

@@ -139,7 +139,7 @@ def test_rebuild_replaces_atomically_and_cleans_leftovers(tmp_path: Path, settin
     (tmp_path / ".index.tmp-dead").mkdir()
     out.rename(tmp_path / ".index.old-dead")
     cleanup_leftovers(out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
     assert load_index(out).manifest["counts"]["documents"] == 1
 
 
