@@ -18,7 +18,15 @@ from qa.generation import Generator, load_generator
 from qa.models import GENERATORS, is_installed
 from qa.pipeline import QA
 from qa.progress import Reporter, print_reporter, silent_reporter
-from qa.store import Index, IndexLoadError, build_index, load_index, recover, stale_reasons
+from qa.store import (
+    Index,
+    IndexLoadError,
+    IndexWriteError,
+    build_index,
+    load_index,
+    recover,
+    stale_reasons,
+)
 
 UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
 
@@ -45,7 +53,7 @@ def open_index(settings: Settings, embedder: Embedder,
     note = f"Rebuilt the index from {settings.corpus_dir.name}/ because: {'; '.join(reasons)}"
     try:
         index = build_index([settings.corpus_dir], folder, settings, embedder, report).index
-    except OSError:
+    except (OSError, IndexWriteError):
         folder = Path(tempfile.mkdtemp(prefix="qa-index-")) / "index"
         index = build_index([settings.corpus_dir], folder, settings, embedder, report).index
         note += f" (written to {folder}: {settings.index_dir} is read-only)"

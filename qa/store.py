@@ -36,6 +36,10 @@ class IndexLoadError(RuntimeError):
     """The index is missing, corrupt or unusable; the message says which and why."""
 
 
+class IndexWriteError(RuntimeError):
+    """A build could not be written (full disk, no permission); the old index is untouched."""
+
+
 @dataclass
 class Index:
     """A verified, loaded index."""
@@ -194,8 +198,8 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
                         for c in chunks]).astype(np.float32)
 
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         _write_jsonl(tmp / "chunks.jsonl", [asdict(c) for c in chunks])
         _write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in documents])
         dense = faiss.IndexFlatIP(vectors.shape[1])
@@ -220,6 +224,10 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
                                     encoding="utf-8")
         _fsync_tree(tmp)
         _swap_in(tmp, out)
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise IndexWriteError(f"could not write the index to {out}: {reason}; "
+                              "the previous index is unchanged") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return BuildResult(index=load_index(out), encoded=len(todo), reused=len(chunks) - len(todo),

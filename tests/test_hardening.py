@@ -5,12 +5,13 @@ from __future__ import annotations
 import http.client
 import pickle
 import shutil
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from qa.store import IndexLoadError, load_index
+from qa.store import IndexLoadError, IndexWriteError, build_index, load_index
 from tests.conftest import ROOT
 from tests.test_api import serve  # noqa: F401 - the fixture
 
@@ -81,3 +82,29 @@ def test_a_pickle_swapped_in_for_an_index_file_fails_verification(tmp_path: Path
     with pytest.raises(IndexLoadError, match=r"wrong size|sha256"):
         load_index(index)
     assert not marker.exists()
+
+
+def test_a_full_disk_gives_a_clear_error_and_keeps_the_old_index(tmp_path: Path,
+                                                                 settings, embedder) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out = disk / "index"
+        old = build_index([ROOT / "corpus"], out, settings, embedder).index
+        bigger = tmp_path / "bigger"
+        shutil.copytree(ROOT / "corpus", bigger)
+        (bigger / "notes.txt").write_text(" ".join(
+            f"Note {i} records that shipment {i * 7} reached harbour {i % 13} on time."
+            for i in range(600)))
+        with pytest.raises(IndexWriteError, match=r"could not write the index to .*: No space "
+                                                  r"left on device; the previous index is "
+                                                  r"unchanged"):
+            build_index([bigger], out, settings, embedder)
+        assert load_index(out).manifest["build_id"] == old.manifest["build_id"]
+        assert sorted(p.name for p in disk.iterdir()) == [".index.lock", "index"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
