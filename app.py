@@ -201,7 +201,9 @@ def main() -> None:
 
     try:
         port = int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
-        serve(os.environ.get("GRADIO_SERVER_NAME") or "0.0.0.0", port, build_ui=build_app)
+        # All interfaces by default, as a Space's container needs.
+        host = os.environ.get("GRADIO_SERVER_NAME") or "0.0.0.0"  # nosec B104
+        serve(host, port, build_ui=build_app)
     except (SettingsError, ModelUnavailable, IndexLoadError, ValueError) as exc:
         sys.exit(f"app.py: error: {exc}")
 

@@ -166,7 +166,8 @@ def _stream_answer(qa: QA, question: str, history: list[Message],
             print(event.text, end="", flush=True)
         elif event.answer is not None:
             answer = event.answer
-    assert answer is not None
+    if answer is None:
+        raise CliError("the answer stream ended without a result")
     if answer.refused and shown.strip() != answer.text:
         print(f"\n-> not supported by the passages, so: {answer.text}")
     elif strip_markers(answer.text) != strip_markers(shown):

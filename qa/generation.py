@@ -34,8 +34,11 @@ class TransformersGenerator:
         self.name = name
         torch.set_num_threads(threads)
         folder = converted_dir(GENERATORS[name], cache_dir, report)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+        # A local folder only (local_files_only): nothing is fetched from a hub.
+        self.tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
+            folder, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615
+            folder, dtype=torch.bfloat16, local_files_only=True)
         self.model.eval()
         self._lock = threading.Lock()
 

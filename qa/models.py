@@ -160,11 +160,13 @@ def _convert(model: GgufModel, cache_dir: Path, target: Path, report: Reporter) 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The assembled local file only (local_files_only): nothing is fetched from a hub.
+    tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
+        gguf.parent, gguf_file=gguf.name, local_files_only=True)
     from transformers import GgufConfig
 
-    llm = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16,
+    llm = AutoModelForCausalLM.from_pretrained(  # nosec B615
+        gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16, local_files_only=True,
         quantization_config=GgufConfig(dequantize=True))
     # The weights are plain bf16 tensors now; drop the GGUF loader so they can be saved.
     llm.hf_quantizer = None

@@ -85,7 +85,7 @@ def sample_questions(questions: Sequence[SquadQuestion], limit: int | None,
                      seed: int) -> list[SquadQuestion]:
     """A seeded random sample of `limit` questions (all, shuffled, when limit is None)."""
     n = len(questions) if limit is None else min(limit, len(questions))
-    return random.Random(seed).sample(list(questions), n)
+    return random.Random(seed).sample(list(questions), n)  # nosec B311 - sampling, not security
 
 
 def gold_answers(q: SquadQuestion) -> list[str]:
