@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,13 @@ class Event:
     text: str = ""
     hits: list[Hit] = field(default_factory=list)
     answer: Answer | None = None
+
+
+def clean_text(text: str) -> str:
+    """Text safe for the tokenizers and for JSON: lone surrogates become '?', control
+    characters other than newline and tab are dropped."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
 def _ms(seconds: float) -> float:
@@ -72,7 +80,7 @@ class QA:
 
     def check_question(self, question: str) -> str:
         """The stripped question, or QuestionError for empty or over-long input."""
-        text = (question or "").strip()
+        text = clean_text(question or "").strip()
         if not text:
             raise QuestionError("the question is empty")
         if len(text) > self.settings.max_question_chars:
@@ -84,11 +92,11 @@ class QA:
         """The question rewritten to stand alone, using the conversation (if any)."""
         if not history:
             return question
-        turns = [{"role": m["role"], "content": strip_markers(m["content"])[:600]}
+        turns = [{"role": m["role"], "content": clean_text(strip_markers(m["content"])[:600])}
                  for m in history if m.get("role") in ("user", "assistant") and m.get("content")]
         if not turns:
             return question
-        text = "".join(self.generator.stream(rewrite_messages(question, turns), 64))
+        text = clean_text("".join(self.generator.stream(rewrite_messages(question, turns), 64)))
         line = text.strip().splitlines()[0].strip() if text.strip() else ""
         return line if 0 < len(line) <= 3 * len(question) + 200 else question
 
@@ -125,7 +133,7 @@ class QA:
         markers = MarkerStream(len(relevant))
         for piece in self.generator.stream(answer_messages(query, relevant),
                                            self.settings.max_new_tokens):
-            delta = markers.feed(piece)
+            delta = markers.feed(clean_text(piece))
             if delta:
                 timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
                 yield Event("token", text=delta)
