@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa.config import Settings
-from qa.pipeline import QA, QuestionError
+from qa.pipeline import QA, QuestionError, clean_text
 from tests.fakes import ScriptedGenerator
 
 ODD = st.sampled_from(["\x00", "\ud800", "\udfff", "\u202e", "\u200b", "\ufeff", "\u0301",
@@ -27,12 +27,17 @@ def test_any_question_is_answered_or_rejected(corpus_index, embedder, question: 
     try:
         answer = qa.answer(question, history)
     except QuestionError:
-        assert not question.strip() or len(question.strip()) > qa.settings.max_question_chars
+        cleaned = clean_text(question).strip()  # NUL and other control characters dropped
+        assert not cleaned or len(cleaned) > qa.settings.max_question_chars
         return
     assert answer.refused or answer.citations
     assert all(1 <= c.n <= len(answer.hits) for c in answer.citations)
     for c in answer.citations:
         assert corpus_index.documents[c.doc_id].text[c.start:c.end] == c.snippet
+
+
+def test_clean_text_keeps_text_and_drops_what_breaks_tokenizers() -> None:
+    assert clean_text("a\x00b\ud800c\n\td\u202e\u200b") == "ab?c\n\td\u202e\u200b"
 
 
 def test_a_one_megabyte_question_is_rejected_quickly(corpus_index, embedder) -> None:
