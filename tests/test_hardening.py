@@ -9,11 +9,13 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from qa.store import IndexLoadError, IndexWriteError, build_index, load_index
 from tests.conftest import ROOT
 from tests.test_api import serve  # noqa: F401 - the fixture
+from tests.test_app import started  # noqa: F401 - the fixture
 
 SECRET_PATHS = [
     "/etc/passwd", "/file=/etc/passwd", "/gradio_api/file=/etc/passwd",
@@ -108,3 +110,22 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_the_old_index(tmp_path: Path,
         assert sorted(p.name for p in disk.iterdir()) == [".index.lock", "index"]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("evil.html", "<html><script>window.pwned = 1</script></html>"),
+    ("evil.svg", "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"),
+])
+def test_uploads_are_never_served_back_as_html_or_svg(
+        started, tmp_path: Path, name: str, body: str) -> None:  # noqa: F811 - the fixture
+    client, _, _ = started("unused")
+    base = client.src.rstrip("/")
+    (tmp_path / name).write_text(body)
+    with (tmp_path / name).open("rb") as fh:
+        uploaded = httpx.post(f"{base}/gradio_api/upload", files={"files": (name, fh)},
+                              timeout=30)
+    assert uploaded.status_code == 200
+    served = httpx.get(f"{base}/gradio_api/file={uploaded.json()[0]}", timeout=30)
+    kind = served.headers.get("content-type", "")
+    assert "html" not in kind and "svg" not in kind
+    assert served.headers.get("content-disposition", "").startswith("attachment")
