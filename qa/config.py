@@ -95,7 +95,7 @@ class Settings:
 
 def _parse(name: str, raw: str, kind: type) -> Any:
     try:
-        if kind is Path:
+        if issubclass(kind, Path):
             return Path(raw).expanduser()
         if kind is int:
             return int(raw)

@@ -114,6 +114,7 @@ def _lock(out: Path) -> Path:
 def recover(out: Path) -> None:
     """After a crash: restore an index moved aside by an interrupted swap and delete stale
     temporary folders (waits for a build in progress to finish)."""
+    out = Path(out)
     if out.parent.is_dir():
         with exclusive(_lock(out)):
             cleanup_leftovers(out)
