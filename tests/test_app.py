@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -16,6 +15,7 @@ from app import EMPTY_SOURCES, build_app
 from qa.config import Settings, SettingsError
 from qa.pipeline import QA
 from qa.session import Models, UploadError, check_uploads, open_index
+from tests.browser import ARTIFACTS, chromium
 from tests.fakes import ScriptedGenerator
 
 MEMBERS = "Which countries were granted full membership of the SCO?"
@@ -204,30 +204,13 @@ def test_real_default_model_answers_a_dev_question_with_a_citation(corpus_index)
     assert '<div class="qa-source" id="qa-t1-s' in sources and "<mark>" in sources
 
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """Headless Chromium driven by Selenium (Debian packages chromium, chromium-driver)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not CHROMEDRIVER.exists():
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y chromium "
-                    "chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    """Headless Chromium for the page tests."""
+    with chromium("1400,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_browser_streams_answer_and_citation_chip_highlights_its_passage(

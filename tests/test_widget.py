@@ -14,9 +14,10 @@ from qa.api import create_api
 from qa.config import Settings
 from qa.limits import ApiConfig
 from qa.pipeline import QA
+from tests.browser import ARTIFACTS, chromium
 from tests.fakes import ScriptedGenerator
 from tests.test_api import REPLY, PacedGenerator, running
-from tests.test_app import ARTIFACTS, CHROMEDRIVER, MEMBERS
+from tests.test_app import MEMBERS
 
 HOST_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Someone else's page</title>
@@ -92,24 +93,9 @@ Start = Callable[..., str]
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's chromium and chromium-driver), as in test_app.py."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not CHROMEDRIVER.exists():
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1200,900"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    """Headless Chromium for the widget tests, with the page's console log."""
+    with chromium("1200,900", browser_log=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
