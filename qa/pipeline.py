@@ -51,8 +51,9 @@ class QA:
     def __init__(self, settings: Settings, index: Index, embedder: Embedder,
                  generator: Generator | None = None, report: Reporter = print_reporter) -> None:
         self.settings = settings
-        self.index = index
         self.embedder = embedder
+        # The index and its retriever are one immutable pair: swap_index replaces it in one
+        # assignment, and an answer reads it once, so it never mixes two index versions.
         self.retriever = Retriever(index, embedder, settings)
         self._generator = generator
         self._report = report
@@ -64,6 +65,15 @@ class QA:
         """Load the index (verified) and the embedder; the generator stays lazy."""
         embedder = Embedder(threads=settings.threads)
         return cls(settings, load_index(index_dir or settings.index_dir), embedder, generator)
+
+    @property
+    def index(self) -> Index:
+        """The index searched now."""
+        return self.retriever.index
+
+    def swap_index(self, index: Index) -> None:
+        """Serve index from now on; searches already running finish on the old one."""
+        self.retriever = Retriever(index, self.embedder, self.settings)
 
     @property
     def model_name(self) -> str:
@@ -119,7 +129,8 @@ class QA:
         yield Event("query", text=query)
 
         t0 = time.perf_counter()
-        hits = self.retriever.search(query, top_k or self.settings.top_k)
+        retriever = self.retriever  # read once: a concurrent swap_index does not mix indexes
+        hits = retriever.search(query, top_k or self.settings.top_k)
         timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
         yield Event("hits", hits=hits)
         relevant = [h for h in hits if h.dense_score >= self.settings.min_dense_score]
@@ -143,16 +154,18 @@ class QA:
         timings["generate_ms"] = _ms(time.perf_counter() - t0)
         timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
         text = clean_markers(markers.raw, len(relevant)).strip()
-        answer = self._check(question, query, text, relevant, hits, timings, started)
+        answer = self._check(question, query, text, relevant, hits, timings, started,
+                             retriever.index)
         yield Event("done", answer=answer)
 
     def _check(self, question: str, query: str, text: str, relevant: list[Hit],
-               hits: list[Hit], timings: dict[str, float], started: float) -> Answer:
+               hits: list[Hit], timings: dict[str, float], started: float,
+               index: Index) -> Answer:
         """Decide refusal from the model's words, the citations and their support."""
         if text and not looks_like_refusal(text):
             # Small models cite the wrong passage or none: re-point markers by support.
             text = repair(text, relevant, self.settings.min_support, query,
-                          lambda claim: self._similarity(claim, relevant))
+                          lambda claim: self._similarity(claim, relevant, index))
         citations = resolve(text, relevant, self.settings.min_support, query)
         grounded = any(c.supported for c in citations) or support(
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
@@ -163,11 +176,11 @@ class QA:
         return Answer(question=question, text=text, citations=citations, hits=hits,
                       refused=False, query=query, model=self.model_name, timings=timings)
 
-    def _similarity(self, claim: str, hits: list[Hit]) -> dict[int, float]:
+    def _similarity(self, claim: str, hits: list[Hit], index: Index) -> dict[int, float]:
         """Cosine between the claim and each hit's stored passage vector, by rank."""
         vector = self.embedder.encode([claim])[0]
-        rows = [self.index.row_of[h.chunk.id] for h in hits]
-        return dict(zip([h.rank for h in hits], (self.index.vectors[rows] @ vector).tolist(),
+        rows = [index.row_of[h.chunk.id] for h in hits]
+        return dict(zip([h.rank for h in hits], (index.vectors[rows] @ vector).tolist(),
                         strict=True))
 
     def _refusal(self, question: str, query: str, hits: list[Hit],
