@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run ask browser test lint index
+.PHONY: setup run ask browser test lint index soak load
 
 setup: $(STAMP)
 
@@ -37,3 +37,13 @@ lint: setup
 
 index: setup
 	$(BIN)/qa index build
+
+# Issue 7's long runs (the normal suite runs short variants): 60 s of searches during index
+# swaps, 60 s per load phase, the 10-minute memory soak and a longer schemathesis run.
+soak: setup
+	QA_SOAK=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -s tests/test_concurrency.py \
+	  tests/test_load.py tests/test_schema_fuzz.py
+
+# The load figures of BENCHMARKS.md ("Load"): 60 s per phase and a 10-minute memory soak.
+load: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/load.py --seconds 60 --soak 600

@@ -17,14 +17,17 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import PROJECT_ROOT, Settings
 from qa.limits import ApiConfig, GenerationSlots, Guard, RateLimiter
 from qa.limits import retry_after as retry_header
-from qa.pipeline import QA, Event, QuestionError
+from qa.pipeline import QA, Event, QuestionError, clean_text
 from qa.session import Models
 
 log = logging.getLogger("qa.api")
@@ -53,6 +56,14 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     question: str = Field(description="The question (at most max_question_chars characters)")
     history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
+
+
+class SearchRequest(BaseModel):
+    """A query for retrieval only (no answer is generated)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    query: str = Field(description="The query (at most max_question_chars characters)")
     top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
 
 
@@ -193,6 +204,13 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own errors (a body nested too deeply to parse) in the API's error format.
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
@@ -203,7 +221,7 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
         return JSONResponse({"error": "; ".join(parts), "detail": errors}, 422)
 
     def start(body: AskRequest) -> Generation:
-        question = body.question.strip()
+        question = clean_text(body.question).strip()  # as the pipeline will see it
         if not question:
             raise ApiError(422, "the question is empty")
         if len(question) > settings.max_question_chars:
@@ -240,16 +258,30 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    @app.post("/api/search", summary="The passages retrieved for a query, without an answer")
+    async def search(body: SearchRequest) -> dict[str, Any]:
+        query = clean_text(body.query).strip()
+        if not query:
+            raise ApiError(422, "the query is empty")
+        if len(query) > settings.max_question_chars:
+            raise ApiError(413, f"the query is longer than {settings.max_question_chars} "
+                           "characters")
+        retriever = qa.retriever  # one index version for the whole search
+        hits = await run_in_threadpool(retriever.search, query, body.top_k)
+        return {"query": query, "build_id": retriever.index.version,
+                "hits": [asdict(hit) for hit in hits]}
+
     @app.get("/api/health", summary="Index and model status")
     async def health() -> dict[str, Any]:
         state = models.state if models is not None else "loads on first question"
         failed = models is not None and bool(models.error)
         ready = models is None or (models.ready and not failed)
-        manifest = qa.index.manifest
+        index = qa.index  # one version, even while swap_index replaces it
+        manifest = index.manifest
         return {"status": "error" if failed else "ok" if ready else "loading",
                 "model": {"name": qa.model_name, "state": state, "ready": ready},
-                "index": {"build_id": qa.index.version, "created_at": manifest.get("created_at"),
-                          "documents": len(qa.index.documents), "chunks": len(qa.index.chunks),
+                "index": {"build_id": index.version, "created_at": manifest.get("created_at"),
+                          "documents": len(index.documents), "chunks": len(index.chunks),
                           "embedder": manifest.get("embedder", {}).get("name")},
                 "limits": {"max_question_chars": settings.max_question_chars,
                            "max_new_tokens": settings.max_new_tokens,
@@ -261,17 +293,17 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
 
     @app.get("/api/documents", summary="The indexed documents")
     async def documents() -> list[dict[str, Any]]:
-        counts: dict[str, int] = {}
-        for chunk in qa.index.chunks:
+        index, counts = qa.index, dict[str, int]()
+        for chunk in index.chunks:
             counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
         return [{"id": d.id, "source": d.source, "title": d.title, "chars": len(d.text),
                  "chunks": counts.get(d.id, 0)}
-                for d in sorted(qa.index.documents.values(), key=lambda d: d.source)]
+                for d in sorted(index.documents.values(), key=lambda d: d.source)]
 
     @app.api_route("/api/{rest:path}", include_in_schema=False,
                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     async def unknown(rest: str) -> JSONResponse:
-        known = {"ask", "ask/stream", "health", "documents"}
+        known = {"ask", "ask/stream", "search", "health", "documents"}
         if rest in known:
             return JSONResponse({"error": "method not allowed"}, 405)
         return JSONResponse({"error": f"no such endpoint: /api/{rest}"}, 404)

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qa.config import Settings, SettingsError
 
 MAX_BODY_BYTES = 256 * 1024  # a question, a bounded history and JSON escaping fit easily
-ASK_PATHS = ("/api/ask", "/api/ask/stream")  # the rate-limited endpoints
+ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search")  # rate-limited
 Clock = Callable[[], float]
 
 

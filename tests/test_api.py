@@ -204,6 +204,27 @@ def test_invalid_requests_get_clear_errors(serve: Serve, path: str) -> None:
     assert generator.calls == []
 
 
+def test_search_returns_ranked_hits_of_one_index_version(serve: Serve, corpus_index) -> None:
+    url, generator, _ = serve()
+    reply = httpx.post(f"{url}/api/search", json={"query": f" {MEMBERS}\x00 ", "top_k": 3},
+                       timeout=60)
+    assert reply.status_code == 200
+    found = reply.json()
+    assert found["query"] == MEMBERS and found["build_id"] == corpus_index.version
+    assert [hit["rank"] for hit in found["hits"]] == [1, 2, 3]
+    top = found["hits"][0]
+    assert top["source"] == "sco-un-special-event-2018.txt"
+    assert "full membership to India and Pakistan" in " ".join(top["chunk"]["text"].split())
+    document = corpus_index.documents[top["chunk"]["doc_id"]]
+    assert document.text[top["chunk"]["start"]:top["chunk"]["end"]] == top["chunk"]["text"]
+    for body, status, message in [({"query": "\x00 "}, 422, "the query is empty"),
+                                  ({"query": LONG}, 413, "longer than 2000 characters"),
+                                  ({"query": "hi", "top_k": 21}, 422, "top_k")]:
+        reply = httpx.post(f"{url}/api/search", json=body, timeout=30)
+        assert (reply.status_code, message in reply.json()["error"]) == (status, True)
+    assert generator.calls == []  # retrieval only
+
+
 def test_health_and_documents(serve: Serve, corpus_index) -> None:
     url, _, _ = serve()
     health = httpx.get(f"{url}/api/health").json()

@@ -1,0 +1,165 @@
+"""Load generation against the HTTP API, shared by tests/test_load.py and bench/load.py: a
+generator of fixed latency, clients on their own loopback addresses, and the figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from qa.api import create_api
+from qa.config import Settings
+from qa.embedding import Embedder
+from qa.eval.metrics import percentile
+from qa.generation import Message
+from qa.limits import ApiConfig
+from qa.pipeline import QA
+from qa.store import Index
+
+QUESTION = "Which countries were granted full membership of the SCO?"
+REPLY = "India and Pakistan were granted full membership [1]."
+TIMEOUT_S = 30.0  # a request without an answer by then counts as a hang (status 0)
+REJECTED = (429, 503)  # the overload answers: rate limited, busy
+
+
+class FixedLatencyGenerator:
+    """Streams the same reply in `pieces` parts spread over `latency` seconds."""
+
+    name = "fixed-latency"
+
+    def __init__(self, latency: float, reply: str = REPLY, pieces: int = 8) -> None:
+        self.latency, self.reply, self.pieces = latency, reply, pieces
+
+    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+        size = -(-len(self.reply) // self.pieces)
+        for i in range(0, len(self.reply), size):
+            time.sleep(self.latency / self.pieces)
+            yield self.reply[i:i + size]
+
+
+def load_app(index: Index, embedder: Embedder, latency: float, config: ApiConfig) -> Any:
+    """The real API (without the Gradio UI) over index, answering with a fixed latency."""
+    qa = QA(Settings.from_env(), index, embedder, FixedLatencyGenerator(latency))
+    return create_api(qa, config=config, mount_ui=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request: its path, status (0: no answer in TIMEOUT_S) and seconds to answer."""
+
+    path: str
+    status: int
+    seconds: float
+    text: str = ""  # the answer's text, the query's build id, or the error
+
+
+BODIES: dict[str, dict[str, Any]] = {"/api/ask": {"question": QUESTION},
+                                     "/api/ask/stream": {"question": QUESTION},
+                                     "/api/search": {"query": QUESTION}}
+
+
+def _text(path: str, reply: httpx.Response) -> str:
+    """What the test checks of a reply: answer text, search build id or the error."""
+    if path == "/api/ask/stream" and reply.status_code == 200:
+        events = [line.removeprefix("data: ") for line in reply.text.splitlines()
+                  if line.startswith("data: ")]
+        return str(json.loads(events[-1]).get("text", events[-1])) if events else ""
+    data = reply.json()
+    if reply.status_code != 200:
+        return str(data.get("error", data))
+    return str(data["build_id"] if path == "/api/search" else data["text"])
+
+
+def send(client: httpx.Client, path: str) -> Outcome:
+    """POST path's body; the whole reply (all events of a stream) is read."""
+    started = time.perf_counter()
+    try:
+        reply = client.post(path, json=BODIES[path], timeout=TIMEOUT_S)
+        text = _text(path, reply)
+        return Outcome(path, reply.status_code, time.perf_counter() - started, text)
+    except httpx.HTTPError as exc:
+        return Outcome(path, 0, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
+
+
+def address(n: int) -> str:
+    """The n-th client's own loopback address (so each has its own rate-limit bucket)."""
+    return f"127.0.{1 + n // 250}.{2 + n % 250}"
+
+
+def _client(url: str, n: int) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=address(n))
+    return httpx.Client(base_url=url, transport=transport, timeout=TIMEOUT_S)
+
+
+def clients(url: str, count: int, seconds: float, paths: tuple[str, ...],
+            think: float = 0.0) -> list[Outcome]:
+    """`count` concurrent clients, each sending paths in turn (pausing `think` seconds after
+    each answer) until `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        with _client(url, n) as client:
+            i = n
+            while time.monotonic() < deadline:
+                outcome = send(client, paths[i % len(paths)])
+                i += 1
+                with lock:
+                    outcomes.append(outcome)
+                time.sleep(think)
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + TIMEOUT_S + 10)
+    return outcomes
+
+
+def paced(url: str, rate: float, seconds: float, path: str,
+          addresses: int = 10) -> list[Outcome]:
+    """Open loop: one request every 1/rate seconds whatever the answers' latency, sent in
+    turn from `addresses` loopback addresses."""
+    pool = [_client(url, n) for n in range(addresses)]
+    total = int(rate * seconds)
+    start = time.monotonic()
+
+    def one(i: int) -> Outcome:
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        return send(pool[i % addresses], path)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(4, int(rate * 2))) as executor:
+            return list(executor.map(one, range(total)))
+    finally:
+        for client in pool:
+            client.close()
+
+
+def statuses(outcomes: list[Outcome]) -> dict[int, int]:
+    """How many requests got each status."""
+    counts: dict[int, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def latency_ms(outcomes: list[Outcome], q: float, wanted: tuple[int, ...] = (200,)) -> float:
+    """q-th percentile latency in ms of the requests answered with a wanted status."""
+    return percentile([o.seconds * 1000 for o in outcomes if o.status in wanted], q)
+
+
+def rss_mib(pid: int | None = None) -> float:
+    """Resident memory of a process (this one by default) in MiB, from /proc."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
