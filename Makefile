@@ -8,12 +8,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU build; a loose requirement could pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@echo "Installing requirements; llama-cpp-python compiles from source (about 11 minutes on 2 cores)"
+	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev,model-1-5b,model-0-5b]'
 	touch $(STAMP)
 

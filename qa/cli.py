@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from qa.citations import strip_markers
-from qa.config import MODEL_NAMES, Settings, SettingsError
+from qa.config import BACKENDS, MODEL_NAMES, Settings, SettingsError
 from qa.eval.commands import add_eval_commands, run_eval_command
 from qa.generation import Message
 from qa.models import ModelUnavailable
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--model", choices=MODEL_NAMES)
+    parser.add_argument("--backend", choices=BACKENDS)
     parser.add_argument("--index", type=Path, help="index folder (default: index/)")
 
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         settings = Settings.from_env(model=getattr(args, "model", None),
+                                     backend=getattr(args, "backend", None),
                                      top_k=getattr(args, "top_k", None))
         if args.command == "index":
             return _index(args, settings)

@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAMES = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
 FUSION_METHODS = ("rrf", "weighted")
+BACKENDS = ("llama.cpp", "transformers")
 
 
 class SettingsError(ValueError):
@@ -29,6 +30,7 @@ class Settings:
     chunk_tokens: int = 128
     chunk_overlap_tokens: int = 32
     top_k: int = 4
+    window_sentences: int = 0  # 0: whole chunks in the prompt; n: n sentences around the best
     candidates: int = 30
     fusion: str = "weighted"
     rrf_k: int = 60
@@ -36,6 +38,7 @@ class Settings:
     min_dense_score: float = 0.25
     min_support: float = 0.5
     model: str = "qwen2.5-coder-1.5b"
+    backend: str = "llama.cpp"
     max_new_tokens: int = 160
     threads: int = 2
     max_question_chars: int = 2000
@@ -86,8 +89,13 @@ class Settings:
                 raise SettingsError(f"{name} must be between 0 and 1")
         if not -1.0 <= self.min_dense_score <= 1.0:
             raise SettingsError("min_dense_score must be between -1 and 1")
+        if self.window_sentences < 0:
+            raise SettingsError(f"window_sentences must be 0 or more, got {self.window_sentences}")
         if self.proxy_hops < 0:
             raise SettingsError(f"proxy_hops must be 0 or more, got {self.proxy_hops}")
+        if self.backend not in BACKENDS:
+            raise SettingsError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.model not in MODEL_NAMES:
             raise SettingsError(
                 f"model must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")

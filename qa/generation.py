@@ -1,13 +1,14 @@
-"""Local text generators behind one streaming interface."""
+"""Local text generators behind one streaming interface, and the loader that picks a backend."""
 
 from __future__ import annotations
 
-import threading
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from qa.models import GENERATORS, converted_dir
+from qa.config import BACKENDS
+from qa.models import GENERATORS, ModelUnavailable, assemble_gguf, converted_dir
 from qa.progress import Reporter, print_reporter
 
 Message = dict[str, str]
@@ -22,63 +23,27 @@ class Generator(Protocol):
         """Yield the reply piece by piece; closing the iterator stops generation."""
         ...
 
-
-class TransformersGenerator:
-    """A Qwen chat model in bf16 through transformers, on the CPU, one request at a time."""
-
-    def __init__(self, name: str, cache_dir: Path, threads: int = 2,
-                 report: Reporter = print_reporter) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.name = name
-        torch.set_num_threads(threads)
-        folder = converted_dir(GENERATORS[name], cache_dir, report)
-        # A local folder only (local_files_only): nothing is fetched from a hub.
-        self.tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
-            folder, local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615
-            folder, dtype=torch.bfloat16, local_files_only=True)
-        self.model.eval()
-        self._lock = threading.Lock()
-
-    def prompt_ids(self, messages: list[Message]) -> Any:
-        """Token ids of the chat template applied to messages, ready for generation."""
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                  return_tensors="pt", return_dict=True)
-
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
-        """Greedy decoding in a worker thread; tokens are yielded as they are decoded."""
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        stop = threading.Event()
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return stop.is_set()
-
-        inputs = self.prompt_ids(messages)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
-                                        skip_special_tokens=True, timeout=600)
-        kwargs = dict(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                      temperature=None, top_p=None, top_k=None, streamer=streamer,
-                      stopping_criteria=StoppingCriteriaList([_Stop()]),
-                      pad_token_id=self.tokenizer.eos_token_id)
-        with self._lock:
-            worker = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
-            worker.start()
-            try:
-                for piece in streamer:
-                    if piece:
-                        yield piece
-            finally:
-                stop.set()
-                worker.join()
+    def keep_prefix(self, messages: list[Message]) -> None:
+        """Precompute the leading messages that later prompts start with (warm-up); a prompt
+        that begins with them skips their evaluation. An empty list forgets them."""
+        ...
 
 
 def load_generator(name: str, cache_dir: Path, threads: int = 2,
-                   report: Reporter = print_reporter) -> Generator:
-    """The named generator, prepared from its packages on first use."""
+                   report: Reporter = print_reporter, backend: str = "llama.cpp") -> Generator:
+    """The named model on the named backend, prepared from its packages on first use."""
     if name not in GENERATORS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(GENERATORS)}")
-    return TransformersGenerator(name, cache_dir, threads, report)
+    if backend == "llama.cpp":
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ModelUnavailable("the llama.cpp backend needs llama-cpp-python: pip install "
+                                   "llama-cpp-python, or set QA_BACKEND=transformers")
+        from qa.backend_llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(name, assemble_gguf(GENERATORS[name], cache_dir, report), threads)
+    if backend == "transformers":
+        from qa.backend_transformers import TransformersGenerator
+
+        return TransformersGenerator(name, converted_dir(GENERATORS[name], cache_dir, report),
+                                     threads)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

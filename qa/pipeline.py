@@ -14,10 +14,17 @@ from qa.config import Settings
 from qa.embedding import Embedder
 from qa.generation import Generator, Message, load_generator
 from qa.progress import Reporter, print_reporter
-from qa.prompting import REFUSAL, answer_messages, looks_like_refusal, rewrite_messages
+from qa.prompting import (
+    REFUSAL,
+    answer_messages,
+    answer_prefix,
+    looks_like_refusal,
+    rewrite_messages,
+)
 from qa.retrieval import Retriever
 from qa.store import Index, load_index
 from qa.types import Answer, Hit
+from qa.windows import sentence_windows
 
 
 class QuestionError(ValueError):
@@ -39,6 +46,16 @@ def clean_text(text: str) -> str:
     characters other than newline and tab are dropped."""
     text = text.encode("utf-8", "replace").decode("utf-8")
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def load_warm_generator(settings: Settings, name: str | None = None,
+                        report: Reporter = print_reporter) -> Generator:
+    """The named model (default: the settings') loaded once, with the fixed answer-prompt
+    prefix already evaluated so the first question does not pay for it."""
+    generator = load_generator(name or settings.model, settings.cache_dir, settings.threads,
+                               report, settings.backend)
+    generator.keep_prefix(answer_prefix())
+    return generator
 
 
 def _ms(seconds: float) -> float:
@@ -84,8 +101,7 @@ class QA:
         """The generator, loaded once (thread-safe)."""
         with self._load_lock:
             if self._generator is None:
-                self._generator = load_generator(self.settings.model, self.settings.cache_dir,
-                                                 self.settings.threads, self._report)
+                self._generator = load_warm_generator(self.settings, report=self._report)
             return self._generator
 
     def check_question(self, question: str) -> str:
@@ -133,7 +149,9 @@ class QA:
         hits = retriever.search(query, top_k or self.settings.top_k)
         timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
         yield Event("hits", hits=hits)
-        relevant = [h for h in hits if h.dense_score >= self.settings.min_dense_score]
+        relevant = sentence_windows(
+            [h for h in hits if h.dense_score >= self.settings.min_dense_score], query,
+            self.embedder, self.settings.window_sentences)
         if not relevant:
             timings["first_token_ms"] = timings["total_ms"] = _ms(time.perf_counter() - started)
             yield Event("token", text=REFUSAL)

@@ -14,9 +14,9 @@ from pathlib import Path
 from qa.config import Settings
 from qa.corpus import SUPPORTED_SUFFIXES
 from qa.embedding import Embedder
-from qa.generation import Generator, load_generator
+from qa.generation import Generator
 from qa.models import GENERATORS, is_installed
-from qa.pipeline import QA
+from qa.pipeline import QA, load_warm_generator
 from qa.progress import Reporter, print_reporter, silent_reporter
 from qa.store import (
     Index,
@@ -133,9 +133,7 @@ class Models:
             return self.qa.generator
         with self._lock:
             if name not in self._generators:
-                settings = self.qa.settings
-                self._generators[name] = load_generator(name, settings.cache_dir,
-                                                        settings.threads)
+                self._generators[name] = load_warm_generator(self.qa.settings, name)
             return self._generators[name]
 
     def pipeline(self, model: str | None = None, index: Index | None = None) -> QA:

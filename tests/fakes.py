@@ -22,3 +22,6 @@ class ScriptedGenerator:
         reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
         for i in range(0, len(reply), self.piece):
             yield reply[i:i + self.piece]
+
+    def keep_prefix(self, messages: list[Message]) -> None:
+        self.prefix = messages

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.config import Settings
-from qa.generation import TransformersGenerator, load_generator
+from qa.config import BACKENDS, Settings
+from qa.generation import Generator, load_generator
 from qa.models import (
     GENERATORS,
     ModelUnavailable,
@@ -18,14 +18,15 @@ from qa.models import (
     sha256_file,
 )
 from qa.pipeline import QA
-from qa.prompting import REFUSAL
+from qa.prompting import REFUSAL, answer_messages, answer_prefix
 
 COUNT = [{"role": "user", "content": "Count from 1 to 5, separated by commas."}]
 
 
-@pytest.fixture(scope="session")
-def small(settings: Settings) -> TransformersGenerator:
-    return load_generator("qwen2.5-coder-0.5b", settings.cache_dir)  # type: ignore[return-value]
+@pytest.fixture(scope="session", params=BACKENDS)
+def small(request: pytest.FixtureRequest, settings: Settings) -> Generator:
+    """The 0.5B model on each backend."""
+    return load_generator("qwen2.5-coder-0.5b", settings.cache_dir, backend=request.param)
 
 
 @pytest.fixture(scope="session")
@@ -65,22 +66,40 @@ def test_missing_model_package_is_a_clear_error() -> None:
         part_files(ghost)
 
 
-def test_greedy_output_is_exact(small: TransformersGenerator) -> None:
+def test_greedy_output_is_exact(small: Generator) -> None:
     assert "".join(small.stream(COUNT, 20)) == "1, 2, 3, 4, 5"
     system = {"role": "system", "content": "Answer with one word."}
     question = {"role": "user", "content": "What is the capital of France?"}
     assert "".join(small.stream([system, question], 8)) == "Paris"
 
 
-def test_max_new_tokens_bounds_the_reply(small: TransformersGenerator) -> None:
+def test_max_new_tokens_bounds_the_reply(small: Generator) -> None:
     assert "".join(small.stream(COUNT, 3)) == "1, "
 
 
-def test_closing_the_stream_stops_generation(small: TransformersGenerator) -> None:
+def test_closing_the_stream_stops_generation(small: Generator) -> None:
     stream = small.stream(COUNT, 50)
     assert next(stream) == "1"
     stream.close()
     assert "".join(small.stream(COUNT, 20)) == "1, 2, 3, 4, 5"  # the lock was released
+
+
+def test_prefix_cache_changes_speed_not_output(small: Generator, corpus_index,
+                                              embedder, settings: Settings) -> None:
+    question = "Which city hosted the summit of SCO leaders?"
+    hits = QA(settings, corpus_index, embedder, small).retriever.search(question)
+    messages = answer_messages(question, hits)
+    small.keep_prefix([])  # forget any earlier prefix
+    cold = "".join(small.stream(messages, 24))
+    small.keep_prefix(answer_prefix())
+    assert "".join(small.stream(COUNT, 20)) == "1, 2, 3, 4, 5"  # other prompts still work
+    assert "".join(small.stream(messages, 24)) == cold
+    assert len(cold) > 10
+
+
+def test_unknown_backend_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(ValueError, match=r"unknown backend .vllm.; choose one of llama\.cpp"):
+        load_generator("qwen2.5-coder-0.5b", settings.cache_dir, backend="vllm")
 
 
 def test_default_model_answers_with_a_supported_citation(default_qa: QA) -> None:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from qa.config import FUSION_METHODS, MODEL_NAMES, Settings
+from qa.config import BACKENDS, FUSION_METHODS, MODEL_NAMES, Settings
 
 MODE_CHOICES = ("dense", "bm25", "hybrid", "all")
 
@@ -35,6 +35,7 @@ def add_eval_commands(eval_subparsers: Any) -> None:
     squad.add_argument("--limit", type=int, default=300, help="questions to sample (default 300)")
     squad.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     squad.add_argument("--model", choices=MODEL_NAMES)
+    squad.add_argument("--backend", choices=BACKENDS)
     squad.add_argument("--json", action="store_true", help="print JSON")
 
 

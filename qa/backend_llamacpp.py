@@ -1,0 +1,101 @@
+"""The GGUF model through llama.cpp (llama-cpp-python), with the fixed prompt prefix cached."""
+
+from __future__ import annotations
+
+import codecs
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qa.generation import Message
+
+
+class LlamaCppGenerator:
+    """A chat model from a GGUF file on the CPU, greedy, one request at a time.
+
+    `keep_prefix` evaluates a fixed chat prefix once and saves its key/value state; a later
+    prompt that starts with the same tokens restores it and evaluates only the rest.
+    """
+
+    backend = "llama.cpp"
+
+    def __init__(self, name: str, gguf: Path, threads: int = 2, context: int = 4096) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.name = name
+        self.llm = Llama(model_path=str(gguf), n_ctx=context, n_batch=512, n_ubatch=512,
+                         n_threads=threads, n_threads_batch=threads, verbose=False)
+        meta = self.llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{gguf.name} carries no chat template")
+        tokens = self.llm.tokenizer_
+
+        def token_text(key: str) -> str:
+            ident = meta.get(key)
+            return tokens.detokenize([int(ident)], special=True).decode() if ident else ""
+
+        eos = token_text("tokenizer.ggml.eos_token_id")
+        bos = token_text("tokenizer.ggml.bos_token_id")
+        # The template is rendered in jinja2's sandbox, as transformers does.
+        self._render = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
+        self._prefix = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos,
+                                           add_generation_prompt=False)
+        self._saved: tuple[list[int], Any] | None = None
+        self._lock = threading.Lock()
+
+    def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
+        """Token ids of the chat template applied to messages."""
+        render = self._render if generation_prompt else self._prefix
+        text = render(messages=messages).prompt  # type: ignore[arg-type]
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def keep_prefix(self, messages: list[Message]) -> None:
+        """Evaluate these leading messages once and keep their key/value state ([]: forget)."""
+        ids = self.prompt_tokens(messages, generation_prompt=False) if messages else []
+        with self._lock:
+            self.llm.reset()
+            self._saved = None
+            if ids:
+                self.llm.eval(ids)
+                self._saved = (ids, self.llm.save_state())
+
+    def _restore_prefix(self, ids: list[int]) -> None:
+        """Load the saved prefix when it matches more of ids than what the context holds."""
+        if self._saved is None:
+            return
+        prefix, state = self._saved
+        held = self.llm.longest_token_prefix(self.llm.input_ids[:self.llm.n_tokens].tolist(), ids)
+        if held < len(prefix) and ids[:len(prefix)] == prefix:
+            self.llm.load_state(state)
+
+    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+        """Greedy decoding; text is yielded as whole UTF-8 characters become available."""
+        import llama_cpp
+
+        ids = self.prompt_tokens(messages)
+        if len(ids) + max_new_tokens > self.llm.n_ctx():
+            raise ValueError(f"the prompt has {len(ids)} tokens; the context holds "
+                             f"{self.llm.n_ctx()} including {max_new_tokens} for the reply")
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = self.llm._model.vocab  # the library's own end-of-generation test uses it
+        with self._lock:
+            self._restore_prefix(ids)
+            tokens = self.llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                                       repeat_penalty=1.0)
+            try:
+                for count, token in enumerate(tokens, 1):
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
+                        break
+                    text = decoder.decode(self.llm.detokenize([token]))
+                    if text:
+                        yield text
+                    if count >= max_new_tokens:
+                        break
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    yield tail
+            finally:
+                tokens.close()
