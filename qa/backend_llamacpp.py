@@ -52,6 +52,16 @@ class LlamaCppGenerator:
         text = render(messages=messages).prompt  # type: ignore[arg-type]
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of plain text (for speed figures)."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
+
+    def weight_bytes(self) -> int:
+        """Bytes of weights read to decode one token: every tensor of the file."""
+        import llama_cpp
+
+        return int(llama_cpp.llama_model_size(self.llm.model))
+
     def keep_prefix(self, messages: list[Message]) -> None:
         """Evaluate these leading messages once and keep their key/value state ([]: forget)."""
         ids = self.prompt_tokens(messages, generation_prompt=False) if messages else []

@@ -13,7 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAMES = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
 FUSION_METHODS = ("rrf", "weighted")
-BACKENDS = ("llama.cpp", "transformers")
+BACKENDS = ("transformers-int8", "llama.cpp", "transformers")
 
 
 class SettingsError(ValueError):
@@ -29,8 +29,8 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "qa"
     chunk_tokens: int = 128
     chunk_overlap_tokens: int = 32
-    top_k: int = 4
-    window_sentences: int = 0  # 0: whole chunks in the prompt; n: n sentences around the best
+    top_k: int = 3
+    window_sentences: int = 2  # 0: whole chunks in the prompt; n: n sentences around the best
     candidates: int = 30
     fusion: str = "weighted"
     rrf_k: int = 60
@@ -38,7 +38,7 @@ class Settings:
     min_dense_score: float = 0.25
     min_support: float = 0.5
     model: str = "qwen2.5-coder-1.5b"
-    backend: str = "llama.cpp"
+    backend: str = "transformers-int8"
     max_new_tokens: int = 160
     threads: int = 2
     max_question_chars: int = 2000

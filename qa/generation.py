@@ -30,7 +30,8 @@ class Generator(Protocol):
 
 
 def load_generator(name: str, cache_dir: Path, threads: int = 2,
-                   report: Reporter = print_reporter, backend: str = "llama.cpp") -> Generator:
+                   report: Reporter = print_reporter,
+                   backend: str = "transformers-int8") -> Generator:
     """The named model on the named backend, prepared from its packages on first use."""
     if name not in GENERATORS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(GENERATORS)}")
@@ -41,9 +42,9 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
         from qa.backend_llamacpp import LlamaCppGenerator
 
         return LlamaCppGenerator(name, assemble_gguf(GENERATORS[name], cache_dir, report), threads)
-    if backend == "transformers":
+    if backend in ("transformers", "transformers-int8"):
         from qa.backend_transformers import TransformersGenerator
 
         return TransformersGenerator(name, converted_dir(GENERATORS[name], cache_dir, report),
-                                     threads)
+                                     threads, int8=backend == "transformers-int8")
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

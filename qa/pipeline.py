@@ -13,8 +13,10 @@ from qa.citations import MarkerStream, clean_markers, repair, resolve, strip_mar
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.generation import Generator, Message, load_generator
+from qa.guard import Guard, protected_terms
 from qa.progress import Reporter, print_reporter
 from qa.prompting import (
+    ANSWER_SYSTEM,
     REFUSAL,
     answer_messages,
     answer_prefix,
@@ -66,8 +68,10 @@ class QA:
     """The question-answering pipeline over one index; the generator loads on first use."""
 
     def __init__(self, settings: Settings, index: Index, embedder: Embedder,
-                 generator: Generator | None = None, report: Reporter = print_reporter) -> None:
+                 generator: Generator | None = None, report: Reporter = print_reporter,
+                 system_prompt: str = ANSWER_SYSTEM) -> None:
         self.settings = settings
+        self.system_prompt = system_prompt
         self.embedder = embedder
         # The index and its retriever are one immutable pair: swap_index replaces it in one
         # assignment, and an answer reads it once, so it never mixes two index versions.
@@ -160,18 +164,30 @@ class QA:
 
         t0 = time.perf_counter()
         markers = MarkerStream(len(relevant))
-        for piece in self.generator.stream(answer_messages(query, relevant),
-                                           self.settings.max_new_tokens):
-            delta = markers.feed(clean_text(piece))
-            if delta:
-                timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
-                yield Event("token", text=delta)
-        tail = markers.flush()
+        guard = Guard(protected_terms(self.system_prompt, [h.chunk.text for h in relevant],
+                                      query))
+        pieces = self.generator.stream(answer_messages(query, relevant, self.system_prompt),
+                                       self.settings.max_new_tokens)
+        try:
+            for piece in pieces:
+                delta = guard.feed(markers.feed(clean_text(piece)))
+                if guard.tripped:
+                    break
+                if delta:
+                    timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+                    yield Event("token", text=delta)
+        finally:
+            pieces.close()  # type: ignore[attr-defined]
+        tail = guard.feed(markers.flush()) + guard.flush()
         if tail:
             yield Event("token", text=tail)
         timings["generate_ms"] = _ms(time.perf_counter() - t0)
         timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
-        text = clean_markers(markers.raw, len(relevant)).strip()
+        if guard.tripped:  # a protected term: nothing of it was shown; refuse
+            timings["total_ms"] = _ms(time.perf_counter() - started)
+            yield Event("done", answer=self._refusal(question, query, hits, timings))
+            return
+        text = guard.clean(clean_markers(markers.raw, len(relevant))).strip()
         answer = self._check(question, query, text, relevant, hits, timings, started,
                              retriever.index)
         yield Event("done", answer=answer)

@@ -63,20 +63,21 @@ def _user_message(question: str, passages: list[tuple[int, str, str]]) -> Messag
     return {"role": "user", "content": f"Passages:\n{body}\n\nQuestion: {question.strip()}"}
 
 
-def answer_prefix() -> list[Message]:
+def answer_prefix(system: str = ANSWER_SYSTEM) -> list[Message]:
     """The fixed leading messages of every answer prompt: instructions and worked example."""
     example = [(n, source, text) for n, (source, text) in enumerate(EXAMPLE_PASSAGES, 1)]
-    messages: list[Message] = [{"role": "system", "content": ANSWER_SYSTEM}]
+    messages: list[Message] = [{"role": "system", "content": system}]
     for example_question, example_answer in EXAMPLES:
         messages += [_user_message(example_question, example),
                      {"role": "assistant", "content": example_answer}]
     return messages
 
 
-def answer_messages(question: str, hits: list[Hit]) -> list[Message]:
+def answer_messages(question: str, hits: list[Hit],
+                    system: str = ANSWER_SYSTEM) -> list[Message]:
     """Chat messages asking for a cited answer from the numbered passages."""
     passages = [(h.rank, h.title or h.source, h.chunk.text) for h in hits]
-    return [*answer_prefix(), _user_message(question, passages)]
+    return [*answer_prefix(system), _user_message(question, passages)]
 
 
 def rewrite_messages(question: str, history: list[Message]) -> list[Message]:
