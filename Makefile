@@ -3,21 +3,30 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_STAMP := $(VENV)/.installed-llama
 
-.PHONY: setup run ask browser test lint index soak load
+.PHONY: setup setup-llama run ask browser test lint index soak load
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt
+$(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU build; a loose requirement could pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	@echo "Installing requirements; llama-cpp-python compiles from source (about 11 minutes on 2 cores)"
-	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev,model-1-5b,model-0-5b]'
 	touch $(STAMP)
+
+# The optional llama.cpp backend (QA_BACKEND=llama.cpp), which the tests cover: compiled from
+# source for any x86-64 CPU, without its vision parts.
+setup-llama: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(STAMP)
+	@echo "Building llama-cpp-python from source (about 5-11 minutes on 2 cores)"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet \
+	  "$$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"
+	touch $(LLAMA_STAMP)
 
 run: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python app.py
@@ -31,7 +40,7 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } || \
 	  echo "note: install chromium and chromium-driver to run the browser tests"
 
-test: setup browser
+test: setup setup-llama browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 lint: setup

@@ -32,6 +32,9 @@ class TransformersGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615
             folder, dtype=torch.bfloat16, local_files_only=True)
         self.model.eval()
+        # int8 layers quantise their input per call with one scale for all its tokens: a long
+        # prompt in one call loses precision to its outlier tokens, so it goes in chunks.
+        self.prefill_chunk = 128 if int8 else None
         if int8:
             _quantize_int8(self.model)
         self._saved: tuple[list[int], Any] | None = None
@@ -74,8 +77,11 @@ class TransformersGenerator:
             return
         ids = self.prompt_tokens(messages, generation_prompt=False)
         cache = DynamicCache(config=self.model.config)
+        step = self.prefill_chunk or len(ids)
         with self._lock, torch.inference_mode():
-            self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True)
+            for start in range(0, len(ids), step):
+                self.model(input_ids=torch.tensor([ids[start:start + step]]), cache=cache,
+                           use_cache=True)
             self._saved = (ids, cache)
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
@@ -96,7 +102,7 @@ class TransformersGenerator:
             input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
             max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
             top_k=None, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Stop()]),
-            pad_token_id=self.tokenizer.eos_token_id)
+            pad_token_id=self.tokenizer.eos_token_id, prefill_chunk_size=self.prefill_chunk)
         if self._saved is not None and len(ids) > len(self._saved[0]) and (
                 ids[:len(self._saved[0])] == self._saved[0]):
             # generate() extends the cache in place: hand it a copy of the saved prefix.

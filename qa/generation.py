@@ -37,8 +37,9 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(GENERATORS)}")
     if backend == "llama.cpp":
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ModelUnavailable("the llama.cpp backend needs llama-cpp-python: pip install "
-                                   "llama-cpp-python, or set QA_BACKEND=transformers")
+            raise ModelUnavailable("the llama.cpp backend needs llama-cpp-python, which compiles "
+                                   "from source: run `make setup-llama`, or choose another "
+                                   f"backend ({', '.join(b for b in BACKENDS if b != backend)})")
         from qa.backend_llamacpp import LlamaCppGenerator
 
         return LlamaCppGenerator(name, assemble_gguf(GENERATORS[name], cache_dir, report), threads)

@@ -60,7 +60,7 @@ def test_off_topic_question_is_refused_without_calling_the_model(corpus_index, e
     answer = qa.answer("What is the capital of France?")
     assert answer.refused and answer.text == REFUSAL and answer.citations == []
     assert qa.generator.calls == []  # type: ignore[attr-defined]
-    assert len(answer.hits) == 4  # the closest passages are still shown
+    assert len(answer.hits) == Settings().top_k  # the closest passages are still shown
 
 
 def test_model_refusal_is_a_refusal(corpus_index, embedder) -> None:

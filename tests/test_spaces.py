@@ -25,14 +25,9 @@ def _front_matter() -> dict[str, str]:
     return {k.strip(): v.strip().strip('"') for k, v in pairs}
 
 
-def _requirement_lines() -> list[str]:
+def _requirements() -> list[str]:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-
-
-def _requirements() -> list[str]:
-    """The pinned requirement of every line, without per-requirement options."""
-    return [line.split()[0] for line in _requirement_lines()]
 
 
 def test_front_matter_pins_the_installed_gradio() -> None:
@@ -50,8 +45,6 @@ def test_requirements_agree_with_pyproject() -> None:
     wanted = project["dependencies"] + extras["model-1-5b"] + extras["model-0-5b"]
     assert sorted(_requirements()) == sorted(wanted)
     assert all("==" in line for line in _requirements())
-    llama = next(line for line in _requirement_lines() if line.startswith("llama-cpp-python"))
-    assert "--config-settings=cmake.define.GGML_NATIVE=OFF" in llama.split()
 
 
 def test_fresh_venv_installs_requirements_and_serves_the_app(tmp_path: Path) -> None:
