@@ -26,4 +26,5 @@ def test_report_has_every_variant_and_skips_unanswerable(corpus_index, embedder)
     retriever = Retriever(corpus_index, embedder, Settings.from_env())
     report = evaluate_passages(retriever, ROWS)
     assert list(report) == ["dense", "bm25", "hybrid-rrf", "hybrid-weighted"]
-    assert report["hybrid-rrf"] == {"hit@1": 1.0, "hit@4": 1.0, "mrr@10": 1.0}
+    k = Settings().top_k
+    assert report["hybrid-rrf"] == {"hit@1": 1.0, f"hit@{k}": 1.0, "mrr@10": 1.0}
