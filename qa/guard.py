@@ -8,7 +8,7 @@ import re
 
 from qa.chunking import sentence_spans
 
-URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+(?<![.,;:!?])", re.IGNORECASE)
 LINK_REMOVED = "[link removed]"
 _PARTIAL_LINK = re.compile(r"(?:h(?:t(?:t(?:ps?)?)?)?|https?:/{0,2}|w(?:ww?)?|www\.)$|"
                            r"(?:https?://|www\.)\S*$", re.IGNORECASE)

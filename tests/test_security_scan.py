@@ -76,7 +76,10 @@ def test_the_scan_catches_what_it_bans() -> None:
 @pytest.mark.parametrize("package", sorted(FIXED_IN))
 def test_installed_and_pinned_versions_have_the_security_fixes(package: str) -> None:
     floor, advisories = FIXED_IN[package]
-    installed = metadata.version(package)
+    try:
+        installed = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        pytest.skip(f"{package} is not installed here")
     assert Version(installed) >= Version(floor), \
         f"{package} {installed} predates the fix of {', '.join(advisories)} ({floor})"
     pinned = _pins().get(package)

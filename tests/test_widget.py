@@ -12,6 +12,7 @@ import pytest
 
 from qa.api import create_api
 from qa.config import Settings
+from qa.guard import LINK_REMOVED
 from qa.limits import ApiConfig
 from qa.pipeline import QA
 from tests.browser import ARTIFACTS, chromium
@@ -234,9 +235,8 @@ def test_hostile_model_output_stays_text(app_url: Start, browser: Any) -> None:
             found = browser.execute_script(INSPECT)
             assert found["pwned"] is None and found["dangerous"] == 0
             assert found["handlers"] == [] and found["scriptUrls"] == []
-            assert found["links"] == [["https://example.org/ok", "noopener noreferrer nofollow",
-                                       "_blank"]]
-            assert found["text"] == HOSTILE.replace("[safe](https://example.org/ok)", "safe")
+            assert found["links"] == []  # the output guard removes every link
+            assert found["text"] == HOSTILE.replace("https://example.org/ok", LINK_REMOVED)
             assert found["pageImages"] == 0
             browser.refresh()
             WebDriverWait(browser, 30).until(lambda d: shadow(d, ".bot .text"))
