@@ -215,6 +215,7 @@ def browser() -> Iterator[Any]:
 
 def test_browser_streams_answer_and_citation_chip_highlights_its_passage(
         corpus_index, embedder, browser) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -226,15 +227,18 @@ def test_browser_streams_answer_and_citation_chip_highlights_its_passage(
     demo = build_app(qa)
     try:
         browser.get(launch(demo))
-        wait = WebDriverWait(browser, 60)
+        # The chat re-renders as tokens stream: a found element can go stale; look again.
+        wait = WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,))
         box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#qa-question textarea")))
         wait.until(ec.text_to_be_present_in_element((By.ID, "qa-status"), "(ready)"))
         assert "Ask about: SCO Secretary-General" in browser.title
         box.send_keys(MEMBERS)
         box.send_keys(Keys.ENTER)
-        chip = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#qa-chat a.qa-cite")))
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#qa-chat a.qa-cite")))
+        wait.until(lambda d: "javascript:alert(1))." in d.find_elements(
+            By.CSS_SELECTOR, "#qa-chat .message.bot")[-1].text)
         bot = browser.find_elements(By.CSS_SELECTOR, "#qa-chat .message.bot")[-1]
-        wait.until(lambda _: "javascript:alert(1))." in bot.text)
+        chip = bot.find_element(By.CSS_SELECTOR, "a.qa-cite")  # the final render's chip
         # The hostile text shows as text: no image, no link other than the chip.
         assert "See <img src=x onerror=alert(1)> [link](javascript:alert(1))." in bot.text
         assert bot.find_elements(By.TAG_NAME, "img") == []
