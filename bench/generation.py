@@ -12,6 +12,7 @@ import time
 
 from common import ROOT, pct, peak_rss_mib, print_facts
 
+from qa import compute
 from qa.config import BACKENDS, MODEL_NAMES, Settings
 from qa.pipeline import QA
 from qa.prompting import answer_messages, answer_prefix
@@ -60,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     print_facts(f"generation ({args.backend}, {args.model})")
     settings = Settings.from_env(model=args.model, backend=args.backend)
-    bandwidth, copy = bandwidth_gbs(settings.threads)
+    bandwidth, copy = compute.run(bandwidth_gbs, settings.threads)  # torch: compute thread
     qa = QA.from_settings(settings)
     started = time.perf_counter()
     gen = qa.generator  # loads the model and evaluates the fixed prompt prefix

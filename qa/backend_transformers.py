@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qa import compute
 from qa.generation import Message
 
 
@@ -37,6 +38,9 @@ class TransformersGenerator:
         self.prefill_chunk = 128 if int8 else None
         if int8:
             _quantize_int8(self.model)
+        eos = self.model.generation_config.eos_token_id
+        self._eos = {*(eos if isinstance(eos, list) else [eos]), self.tokenizer.eos_token_id} - {
+            None}
         self._saved: tuple[list[int], Any] | None = None
         self._lock = threading.Lock()
 
@@ -69,54 +73,61 @@ class TransformersGenerator:
 
     def keep_prefix(self, messages: list[Message]) -> None:
         """Evaluate these leading messages once and keep their key/value cache ([]: forget)."""
+        with self._lock:
+            self._saved = None
+            if messages:
+                ids = self.prompt_tokens(messages, generation_prompt=False)
+                self._saved = (ids, compute.run(self._prefill, ids, None)[0])
+
+    def _prefill(self, ids: list[int], start: Any) -> tuple[Any, Any]:
+        """(cache, logits of the last token) after evaluating ids on top of a copy of the
+        cache `start` (None: an empty cache), in chunks of prefill_chunk tokens."""
         import torch
         from transformers import DynamicCache
 
-        self._saved = None
-        if not messages:
-            return
-        ids = self.prompt_tokens(messages, generation_prompt=False)
-        cache = DynamicCache(config=self.model.config)
+        cache = copy.deepcopy(start) if start is not None else DynamicCache(
+            config=self.model.config)
         step = self.prefill_chunk or len(ids)
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(ids), step):
-                self.model(input_ids=torch.tensor([ids[start:start + step]]), cache=cache,
-                           use_cache=True)
-            self._saved = (ids, cache)
+        logits = None
+        with torch.inference_mode():
+            for begin in range(0, len(ids), step):
+                logits = self._forward(ids[begin:begin + step], cache)
+        return cache, logits
+
+    def _forward(self, ids: list[int], cache: Any) -> Any:
+        """Logits of the last of ids, appended to cache."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True,
+                              logits_to_keep=1).logits[0, -1]
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
-        """Greedy decoding in a worker thread; tokens are yielded as they are decoded."""
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        stop = threading.Event()
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return stop.is_set()
-
+        """Greedy decoding, one compute-thread job per prompt chunk and per token; the next
+        token is computed while this one is handed out. Closing the iterator stops it."""
         ids = self.prompt_tokens(messages)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
-                                        skip_special_tokens=True, timeout=600)
-        kwargs: dict[str, Any] = dict(
-            input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-            max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-            top_k=None, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Stop()]),
-            pad_token_id=self.tokenizer.eos_token_id, prefill_chunk_size=self.prefill_chunk)
-        if self._saved is not None and len(ids) > len(self._saved[0]) and (
-                ids[:len(self._saved[0])] == self._saved[0]):
-            # generate() extends the cache in place: hand it a copy of the saved prefix.
-            kwargs["cache"] = copy.deepcopy(self._saved[1])
         with self._lock:
-            worker = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
-            worker.start()
-            try:
-                for piece in streamer:
-                    if piece:
-                        yield piece
-            finally:
-                stop.set()
-                worker.join()
+            saved = self._saved
+            if saved is not None and len(ids) > len(saved[0]) and ids[:len(saved[0])] == saved[0]:
+                cache, logits = compute.run(self._prefill, ids[len(saved[0]):], saved[1])
+            else:
+                cache, logits = compute.run(self._prefill, ids, None)
+            new: list[int] = []
+            shown = ""
+            for _ in range(max_new_tokens):
+                token = int(logits.argmax())
+                if token in self._eos:
+                    break
+                new.append(token)
+                pending = compute.submit(self._forward, [token], cache)
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                if len(text) > len(shown) and not text.endswith("\ufffd"):  # whole characters
+                    yield text[len(shown):]
+                    shown = text
+                logits = pending.result()
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            if len(text) > len(shown):
+                yield text[len(shown):]
 
 
 def _int8_linear(linear: Any) -> Any:

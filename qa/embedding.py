@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa import compute
 from qa.models import EMBEDDER_NAME, embedder_path, sha256_file
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ class Embedder:
 
     @cached_property
     def model(self) -> SentenceTransformer:
+        return compute.run(self._load)
+
+    def _load(self) -> SentenceTransformer:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -52,8 +56,8 @@ class Embedder:
         """Embed texts as an (n, dim) float32 array of unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=True,
-                                    show_progress_bar=show_progress)
+        vectors = compute.run(self.model.encode, texts, batch_size=batch_size,
+                              convert_to_numpy=True, normalize_embeddings=True,
+                              show_progress_bar=show_progress)
         self.encoded += len(texts)
         return np.ascontiguousarray(vectors, dtype=np.float32)

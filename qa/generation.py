@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from qa import compute
 from qa.config import BACKENDS
 from qa.models import GENERATORS, ModelUnavailable, assemble_gguf, converted_dir
 from qa.progress import Reporter, print_reporter
@@ -46,6 +47,9 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
     if backend in ("transformers", "transformers-int8"):
         from qa.backend_transformers import TransformersGenerator
 
-        return TransformersGenerator(name, converted_dir(GENERATORS[name], cache_dir, report),
-                                     threads, int8=backend == "transformers-int8")
+        def load() -> Generator:
+            return TransformersGenerator(name, converted_dir(GENERATORS[name], cache_dir, report),
+                                         threads, int8=backend == "transformers-int8")
+
+        return compute.run(load)  # torch work stays on the compute thread
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

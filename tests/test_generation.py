@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
+from qa import compute
 from qa.config import BACKENDS, Settings
 from qa.generation import Generator, load_generator
 from qa.models import (
@@ -111,6 +113,38 @@ def test_prefix_cache_changes_speed_not_output(small: Generator, corpus_index,
         assert "Qingdao" in cold and "Qingdao" in cached
     else:
         assert cached == cold and len(cold) > 10
+
+
+def test_decoding_equals_transformers_generate(small: Generator) -> None:
+    if small.backend != "transformers":  # type: ignore[attr-defined]
+        pytest.skip("the bf16 backend is the one with generate() to compare against")
+    import torch
+
+    small.keep_prefix([])
+    ids = small.prompt_tokens(COUNT)  # type: ignore[attr-defined]
+
+    def generate() -> str:
+        out = small.model.generate(  # type: ignore[attr-defined]
+            input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=30, do_sample=False, temperature=None, top_p=None, top_k=None)
+        return small.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)  # type: ignore[attr-defined]
+
+    assert "".join(small.stream(COUNT, 30)) == compute.run(generate)
+
+
+def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> None:
+    if not small.backend.startswith("transformers"):  # type: ignore[attr-defined]
+        pytest.skip("llama.cpp runs its own threads, not torch's")
+    seen: set[int] = set()
+    hooks = [module.register_forward_pre_hook(lambda *_: seen.add(threading.get_ident()))
+             for module in (small.model, embedder.model)]  # type: ignore[attr-defined]
+    try:
+        "".join(small.stream(COUNT, 5))
+        embedder.encode(["a question"])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen == {compute.run(threading.get_ident)}
 
 
 def test_unknown_backend_is_a_clear_error(settings: Settings) -> None:
