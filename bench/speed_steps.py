@@ -1,4 +1,4 @@
-"""Issue 6's steps one at a time on the dev set: prefix cache, weights, windows, top-k, check.
+"""Issue 6's steps one at a time on the dev set: prefix cache, weights, windows, top-k.
 
 Each step adds one change to the one before and reports accuracy and latency, so the effect of
 every step on time to first token and on accuracy shows.
@@ -21,22 +21,19 @@ from qa.embedding import Embedder
 from qa.eval.qa_eval import evaluate, read_questions
 from qa.generation import Generator, Message, load_generator
 from qa.pipeline import QA
-from qa.prompting import VERIFY_SYSTEM, answer_prefix
+from qa.prompting import answer_prefix
 from qa.store import load_index
 
-# (label, backend, cache the fixed prefix, sentences per passage (0: whole chunk), top_k,
-#  check each answer with the model)
+# (label, backend, cache the fixed prefix, sentences per passage (0: whole chunk), top_k)
 STEPS = (
-    ("transformers bf16, whole prompt", "transformers", False, 0, 4, False),
-    ("+ prefix cache", "transformers", True, 0, 4, False),
-    ("+ int8 weights", "transformers-int8", True, 0, 4, False),
-    ("+ 2-sentence windows", "transformers-int8", True, 2, 4, False),
-    ("+ top 3 passages", "transformers-int8", True, 2, 3, False),
-    ("+ answer check = default", "transformers-int8", True, 2, 3, True),
-    ("llama.cpp Q4_K_M, whole prompt", "llama.cpp", False, 0, 4, False),
-    ("+ prefix cache", "llama.cpp", True, 0, 4, False),
-    ("+ 2-sentence windows, top 3", "llama.cpp", True, 2, 3, False),
-    ("+ answer check", "llama.cpp", True, 2, 3, True),
+    ("transformers bf16, whole prompt", "transformers", False, 0, 4),
+    ("+ prefix cache", "transformers", True, 0, 4),
+    ("+ int8 weights", "transformers-int8", True, 0, 4),
+    ("+ 2-sentence windows", "transformers-int8", True, 2, 4),
+    ("+ top 3 passages", "transformers-int8", True, 2, 3),
+    ("llama.cpp Q4_K_M, whole prompt", "llama.cpp", False, 0, 4),
+    ("+ prefix cache", "llama.cpp", True, 0, 4),
+    ("+ 2-sentence windows, top 3", "llama.cpp", True, 2, 3),
 )
 
 
@@ -55,8 +52,7 @@ class Counted:
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
         if self.cold:
             self.generator.keep_prefix([])
-        if messages[0]["content"] != VERIFY_SYSTEM:  # answer prompts only, not the check
-            self.prompt_tokens.append(len(self.generator.prompt_tokens(messages)))
+        self.prompt_tokens.append(len(self.generator.prompt_tokens(messages)))
         yield from self.generator.stream(messages, max_new_tokens)
 
 
@@ -74,19 +70,18 @@ def main() -> None:
     results = []
     print(f"{'step':<34} {'answer':>6} {'refuse':>6} {'cite':>5} {'prompt':>6} "
           f"{'TTFT p50':>8} {'p95':>6} {'total p50':>9} {'p95':>6}")
-    for label, backend, cached, window, top_k, verify in STEPS:
+    for label, backend, cached, window, top_k in STEPS:
         if backend not in loaded:
             loaded.clear()  # one model in memory at a time
             loaded[backend] = load_generator(base.model, base.cache_dir, base.threads,
                                              backend=backend)
         generator = Counted(loaded[backend], cold=not cached)
         generator.keep_prefix(answer_prefix())
-        settings = replace(base, backend=backend, window_sentences=window, top_k=top_k,
-                           verify=verify)
+        settings = replace(base, backend=backend, window_sentences=window, top_k=top_k)
         report = evaluate(QA(settings, index, embedder, generator), rows)
         prompt = sum(generator.prompt_tokens) / max(1, len(generator.prompt_tokens))
         results.append({"step": label, "backend": backend, "prefix_cache": cached,
-                        "window_sentences": window, "top_k": top_k, "verify": verify,
+                        "window_sentences": window, "top_k": top_k,
                         "mean_prompt_tokens": round(prompt),
                         **{k: v for k, v in report.items() if k != "rows"}})
         r = results[-1]

@@ -40,7 +40,6 @@ class Settings:
     model: str = "qwen2.5-coder-1.5b"
     backend: str = "transformers-int8"
     max_new_tokens: int = 160
-    verify: bool = True  # ask the model whether the passages answer the question as answered
     threads: int = 2
     max_question_chars: int = 2000
     max_upload_mb: float = 10.0  # per uploaded file in the app
@@ -106,10 +105,6 @@ def _parse(name: str, raw: str, kind: type) -> Any:
     try:
         if issubclass(kind, Path):
             return Path(raw).expanduser()
-        if kind is bool:
-            if raw.strip().lower() not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError(raw)
-            return raw.strip().lower() in ("1", "true", "yes", "on")
         if kind is int:
             return int(raw)
         if kind is float:

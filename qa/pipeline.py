@@ -20,10 +20,8 @@ from qa.prompting import (
     REFUSAL,
     answer_messages,
     answer_prefix,
-    confirms,
     looks_like_refusal,
     rewrite_messages,
-    verify_messages,
 )
 from qa.retrieval import Retriever
 from qa.store import Index, load_index
@@ -206,22 +204,11 @@ class QA:
         grounded = any(c.supported for c in citations) or support(
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support
-        refuse = not text or looks_like_refusal(text) or not citations or not grounded
-        if not refuse and self.settings.verify:
-            t0 = time.perf_counter()
-            refuse = not self._confirmed(query, text, relevant)
-            timings["verify_ms"] = _ms(time.perf_counter() - t0)
         timings["total_ms"] = _ms(time.perf_counter() - started)
-        if refuse:
+        if not text or looks_like_refusal(text) or not citations or not grounded:
             return self._refusal(question, query, hits, timings)
         return Answer(question=question, text=text, citations=citations, hits=hits,
                       refused=False, query=query, model=self.model_name, timings=timings)
-
-    def _confirmed(self, query: str, text: str, relevant: list[Hit]) -> bool:
-        """The model's own yes/no check that the passages answer the question and that the
-        answer gives that answer (catches replies that restate a passage on a near topic)."""
-        messages = verify_messages(query, strip_markers(text), relevant)
-        return confirms("".join(self.generator.stream(messages, 3)))
 
     def _similarity(self, claim: str, hits: list[Hit], index: Index) -> dict[int, float]:
         """Cosine between the claim and each hit's stored passage vector, by rank."""

@@ -26,13 +26,6 @@ REWRITE_SYSTEM = (
     "to. If it is already standalone, repeat it unchanged. Reply with the question only."
 )
 
-VERIFY_SYSTEM = (
-    "You check answers against passages. Reply Yes if the passages directly answer the "
-    "question and the answer says what they say. Reply No if the passages do not answer the "
-    "question, or if the answer responds to a different question. Reply with one word: Yes "
-    "or No."
-)
-
 _FENCE = re.compile(r"</?\s*passage", re.IGNORECASE)
 _REFUSAL = re.compile(
     r"\b(?:(?:documents?|passages?|context|texts?) (?:do|does) not (?:say|contain|mention|"
@@ -85,20 +78,6 @@ def answer_messages(question: str, hits: list[Hit],
     """Chat messages asking for a cited answer from the numbered passages."""
     passages = [(h.rank, h.title or h.source, h.chunk.text) for h in hits]
     return [*answer_prefix(system), _user_message(question, passages)]
-
-
-def verify_messages(question: str, answer: str, hits: list[Hit]) -> list[Message]:
-    """Chat messages asking whether the passages answer the question as the answer does."""
-    body = "\n".join(f"<passage>\n{fence(h.chunk.text)}\n</passage>" for h in hits)
-    user = (f"Passages:\n{body}\n\nQuestion: {question.strip()}\nAnswer: {answer.strip()}\n\n"
-            "Do the passages answer this question, and does the answer give that answer? "
-            "Yes or No?")
-    return [{"role": "system", "content": VERIFY_SYSTEM}, {"role": "user", "content": user}]
-
-
-def confirms(reply: str) -> bool:
-    """Whether the checker's reply is a yes."""
-    return reply.strip().lower().startswith("yes")
 
 
 def rewrite_messages(question: str, history: list[Message]) -> list[Message]:

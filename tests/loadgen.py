@@ -23,7 +23,6 @@ from qa.generation import Message
 from qa.limits import ApiConfig
 from qa.pipeline import QA
 from qa.store import Index
-from tests.fakes import is_check
 
 QUESTION = "Which countries were granted full membership of the SCO?"
 REPLY = "India and Pakistan were granted full membership [1]."
@@ -32,8 +31,7 @@ REJECTED = (429, 503)  # the overload answers: rate limited, busy
 
 
 class FixedLatencyGenerator:
-    """Streams the same reply in `pieces` parts spread over `latency` seconds; confirms
-    answer checks at once."""
+    """Streams the same reply in `pieces` parts spread over `latency` seconds."""
 
     name = "fixed-latency"
 
@@ -41,9 +39,6 @@ class FixedLatencyGenerator:
         self.latency, self.reply, self.pieces = latency, reply, pieces
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
-        if is_check(messages):
-            yield "Yes"
-            return
         size = -(-len(self.reply) // self.pieces)
         for i in range(0, len(self.reply), size):
             time.sleep(self.latency / self.pieces)

@@ -26,13 +26,5 @@ def test_numbers_and_choices_are_parsed_and_checked() -> None:
             Settings.from_env(env)
 
 
-def test_switches_accept_the_usual_spellings_and_nothing_else() -> None:
-    assert Settings().verify
-    for raw, value in (("0", False), ("off", False), ("False", False), ("1", True), ("yes", True)):
-        assert Settings.from_env({"QA_VERIFY": raw}).verify is value
-    with pytest.raises(SettingsError, match="QA_VERIFY='maybe' is not a valid bool"):
-        Settings.from_env({"QA_VERIFY": "maybe"})
-
-
 def test_explicit_overrides_win_over_the_environment() -> None:
     assert Settings.from_env({"QA_TOP_K": "3"}, top_k=5).top_k == 5

@@ -7,7 +7,7 @@ import pytest
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.pipeline import QA, QuestionError
-from qa.prompting import REFUSAL, VERIFY_SYSTEM, answer_messages
+from qa.prompting import REFUSAL, answer_messages
 from qa.store import Index
 from tests.fakes import ScriptedGenerator
 
@@ -73,35 +73,6 @@ def test_unsupported_answer_is_refused_even_with_a_citation(corpus_index, embedd
     qa = _qa(corpus_index, embedder, "The SCO was founded in 2001 by six states [1].")
     answer = qa.answer("In what year was the SCO founded?")
     assert answer.refused and answer.text == REFUSAL
-
-
-def test_answer_the_check_rejects_is_refused(corpus_index, embedder) -> None:
-    generator = ScriptedGenerator("India and Pakistan were granted full membership [1].",
-                                  verdict="No")
-    answer = QA(Settings(), corpus_index, embedder, generator).answer(MEMBERS)
-    assert answer.refused and answer.text == REFUSAL and answer.citations == []
-    [check] = generator.checks
-    assert check[0]["content"] == VERIFY_SYSTEM
-    user = check[1]["content"]
-    # The check sees the question, the answer without markers and the passages, fenced.
-    assert f"Question: {MEMBERS}\nAnswer: India and Pakistan were granted full membership." in user
-    assert user.count("<passage>") == user.count("</passage>") == Settings().top_k
-    assert "India and Pakistan." in user and "verify_ms" in answer.timings
-
-
-def test_confirmed_answer_stands_and_the_check_can_be_turned_off(corpus_index,
-                                                                   embedder) -> None:
-    qa = _qa(corpus_index, embedder, "India and Pakistan were granted full membership [1].")
-    assert not qa.answer(MEMBERS).refused and len(qa.generator.checks) == 1  # type: ignore
-    unchecked = QA(Settings(verify=False), corpus_index, embedder,
-                   ScriptedGenerator("India and Pakistan joined [1].", verdict="No"))
-    assert not unchecked.answer(MEMBERS).refused
-    assert unchecked.generator.checks == []  # type: ignore[attr-defined]
-
-
-def test_refusals_are_not_checked(corpus_index, embedder) -> None:
-    qa = _qa(corpus_index, embedder, "The documents do not say.")
-    assert qa.answer(MEMBERS).refused and qa.generator.checks == []  # type: ignore
 
 
 def test_stream_events_and_tokens_never_show_half_markers(corpus_index, embedder) -> None:
