@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qa import compute
 from qa.generation import Message
 
 
@@ -69,7 +70,7 @@ class LlamaCppGenerator:
             self.llm.reset()
             self._saved = None
             if ids:
-                self.llm.eval(ids)
+                compute.run(self.llm.eval, ids)
                 self._saved = (ids, self.llm.save_state())
 
     def _restore_prefix(self, ids: list[int]) -> None:
@@ -96,7 +97,9 @@ class LlamaCppGenerator:
             tokens = self.llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
                                        repeat_penalty=1.0)
             try:
-                for count, token in enumerate(tokens, 1):
+                # Each step on the compute thread: ggml's OpenMP is the runtime torch loaded.
+                steps = iter(lambda: compute.run(next, tokens, None), None)
+                for count, token in enumerate(steps, 1):
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         break
                     text = decoder.decode(self.llm.detokenize([token]))
@@ -108,4 +111,4 @@ class LlamaCppGenerator:
                 if tail:
                     yield tail
             finally:
-                tokens.close()
+                compute.run(tokens.close)

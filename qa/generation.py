@@ -43,7 +43,8 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
                                    f"backend ({', '.join(b for b in BACKENDS if b != backend)})")
         from qa.backend_llamacpp import LlamaCppGenerator
 
-        return LlamaCppGenerator(name, assemble_gguf(GENERATORS[name], cache_dir, report), threads)
+        gguf = assemble_gguf(GENERATORS[name], cache_dir, report)
+        return compute.run(LlamaCppGenerator, name, gguf, threads)
     if backend in ("transformers", "transformers-int8"):
         from qa.backend_transformers import TransformersGenerator
 
