@@ -48,11 +48,18 @@ def protected_terms(system_prompt: str, passages: list[str], question: str) -> s
             if t not in allowed}
 
 
+FRAGMENT = 6  # characters; protected terms are at least this long (see _CODE)
+
+
 class Guard:
     """Filters streamed answer text: removes links, trips on protected terms."""
 
     def __init__(self, protected: set[str]) -> None:
         self.protected = {t.lower() for t in protected}
+        # A secret half told is told: any FRAGMENT-character piece of a term trips the guard
+        # (seen: a stream that ended after "QX-7741-K" of "QX-7741-KESTREL").
+        self.fragments = {t[i:i + FRAGMENT] for t in self.protected
+                          for i in range(max(1, len(t) - FRAGMENT + 1))}
         self.hold = max((len(t) for t in self.protected), default=0)
         self.text = ""
         self.sent = 0
@@ -68,7 +75,7 @@ class Guard:
             return ""
         self.text += piece
         lowered = self.text.lower()
-        if any(t in lowered for t in self.protected):
+        if any(f in lowered for f in self.fragments):
             self.tripped = True
             return ""
         # Hold back enough to catch a protected term, and what may still become a link.
