@@ -24,7 +24,6 @@ class TransformersGenerator:
     """
 
     def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = name
@@ -60,7 +59,6 @@ class TransformersGenerator:
     def weight_bytes(self) -> int:
         """Bytes of weights read to decode one token (an input table not shared with the
         output layer: one row)."""
-        import torch
         from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
         emb = self.model.get_input_embeddings().weight
@@ -85,22 +83,18 @@ class TransformersGenerator:
     def _prefill(self, ids: list[int], start: Any) -> tuple[Any, Any]:
         """(cache, logits of the last token) after evaluating ids on top of a copy of the
         cache `start` (None: an empty cache), in chunks of prefill_chunk tokens."""
-        import torch
         from transformers import DynamicCache
 
         cache = copy.deepcopy(start) if start is not None else DynamicCache(
             config=self.model.config)
         step = self.prefill_chunk or len(ids)
         logits = None
-        with torch.inference_mode():
-            for begin in range(0, len(ids), step):
-                logits = self._forward(ids[begin:begin + step], cache)
+        for begin in range(0, len(ids), step):
+            logits = self._forward(ids[begin:begin + step], cache)
         return cache, logits
 
     def _forward(self, ids: list[int], cache: Any) -> Any:
         """Logits of the last of ids, appended to cache."""
-        import torch
-
         with torch.inference_mode():
             return self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True,
                               logits_to_keep=1).logits[0, -1]
@@ -110,11 +104,10 @@ class TransformersGenerator:
         token is computed while this one is handed out. Closing the iterator stops it."""
         ids = self.prompt_tokens(messages)
         with self._lock:
-            saved = self._saved
-            if saved is not None and len(ids) > len(saved[0]) and ids[:len(saved[0])] == saved[0]:
-                cache, logits = compute.run(self._prefill, ids[len(saved[0]):], saved[1])
-            else:
-                cache, logits = compute.run(self._prefill, ids, None)
+            prefix, start = self._saved or ([], None)
+            if not (prefix and len(ids) > len(prefix) and ids[:len(prefix)] == prefix):
+                prefix, start = [], None
+            cache, logits = compute.run(self._prefill, ids[len(prefix):], start)
             new: list[int] = []
             shown = ""
             for _ in range(max_new_tokens):
@@ -135,7 +128,6 @@ class TransformersGenerator:
 
 def _int8_linear(linear: Any) -> Any:
     """An int8 copy of a linear layer: symmetric, one scale per output channel."""
-    import torch
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     weight = linear.weight.detach().float()
@@ -170,7 +162,6 @@ def _quantize_int8(model: Any) -> None:
     layer at a time (no whole float32 copy); the rest (embeddings, norms) becomes float32."""
     import warnings
 
-    import torch
 
     kept = []
     with warnings.catch_warnings():
