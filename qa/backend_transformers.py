@@ -19,8 +19,8 @@ class TransformersGenerator:
 
     int8=False runs the bf16 weights. int8=True keeps float32 activations and stores the
     linear layers' weights in int8 with one scale per output channel (PyTorch dynamic
-    quantisation, fbgemm kernels), except FP16_LAYERS (float16 weights): 63% of the bytes per
-    token of bf16, and much faster here.
+    quantisation, fbgemm kernels); OUTLIER_LAYERS keep their largest input channels out of
+    int8. About half the bytes per token of bf16, and much faster here.
     """
 
     def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False) -> None:
@@ -65,12 +65,12 @@ class TransformersGenerator:
         head = self.model.get_output_embeddings()
         total = sum(p.numel() * p.element_size() for p in self.model.parameters())
         for module in self.model.modules():
-            if isinstance(module, PackedLinear):
-                weight = module.weight()
-                if module._packed_params.dtype == torch.float16:
-                    total += weight.numel() * 2
-                else:  # int8: one byte per weight and its scales
-                    total += weight.numel() + weight.q_per_channel_scales().numel() * 8
+            # From the shapes: unpacking an int8 layer's weights (module.weight()) leaves
+            # every later decode step about 25% slower.
+            if isinstance(module, PackedLinear):  # one byte per weight, a float64 scale per row
+                total += module.in_features * module.out_features + module.out_features * 8
+            elif isinstance(module, OutlierInt8Linear):
+                total += module.outliers * module.rows.shape[1] * 2  # the bf16 rows it reads
         if not isinstance(head, torch.nn.Linear) or head.weight is not emb:
             total -= emb.numel() * emb.element_size()
         return total
@@ -143,28 +143,47 @@ def _int8_linear(linear: Any) -> Any:
     return layer
 
 
-# Linear layers kept in 16 bits: the MLP output projections. Their inputs carry the large outlier
-# activations that one int8 scale per call cannot hold; in int8 they cost 9 points of "answer
-# contains gold" and 13 points more refusals on 100 SQuAD questions (BENCHMARKS.md section 3).
-# They hold float16 weights for fbgemm's float16 kernel, which reads them twice as fast as a bf16
-# linear layer here and keeps float32 activations.
-FP16_LAYERS = ("down_proj",)
+# The MLP output projections: their inputs carry a few very large activations that one int8
+# scale per call cannot hold (plain int8 there cost 12 points of "answer contains gold" and 14
+# points more refusals on 100 SQuAD questions; BENCHMARKS.md section 3). Their largest input
+# channels go through a bf16 copy of the weights instead.
+OUTLIER_LAYERS = ("down_proj",)
+OUTLIERS = 256
 
 
-def _fp16_linear(linear: Any) -> Any:
-    """A copy of a linear layer with float16 weights, float32 input and output."""
-    from torch.ao.nn.quantized.dynamic import Linear as PackedLinear
+class OutlierInt8Linear(torch.nn.Module):
+    """An int8 linear layer that takes its input's largest channels out of the int8 product.
 
-    layer = PackedLinear(linear.in_features, linear.out_features,
-                         bias_=linear.bias is not None, dtype=torch.float16)
-    layer.set_weight_bias(linear.weight.detach().float(),
-                          None if linear.bias is None else linear.bias.detach().float())
-    return layer
+    Each call picks the `outliers` channels with the largest magnitude over the call's tokens;
+    they are summed over a bf16 copy of their weights, the rest goes through the int8 layer.
+    At one token per call that reads `outliers` extra weight rows, not a whole bf16 layer.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, outliers: int = OUTLIERS) -> None:
+        super().__init__()
+        self.int8 = _int8_linear(linear)
+        # Input-major, so that a channel's weights are one row (an embedding-bag table). A plain
+        # attribute, not a buffer: model.float() would double it.
+        self.rows = linear.weight.detach().t().contiguous().to(torch.bfloat16)
+        self.outliers = min(outliers, linear.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        tokens = flat.shape[0]
+        channels = flat.abs().amax(dim=0).topk(self.outliers).indices
+        out = self.int8(flat.index_fill(1, channels, 0.0))
+        # Per token: the sum of the outlier channels' weight rows, weighted by their values.
+        out += torch.nn.functional.embedding_bag(
+            channels.repeat(tokens), self.rows,
+            torch.arange(0, tokens * self.outliers, self.outliers),
+            mode="sum", per_sample_weights=flat[:, channels].reshape(-1).to(torch.bfloat16))
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _quantize_int8(model: Any) -> None:
-    """Replace the model's linear layers by int8 ones (FP16_LAYERS: float16 ones), in place and
-    one layer at a time (no whole float32 copy); the rest (embeddings, norms) becomes float32."""
+    """Replace the model's linear layers by int8 ones (OUTLIER_LAYERS: OutlierInt8Linear), in
+    place and one layer at a time (no whole float32 copy); the rest (embeddings, norms) becomes
+    float32."""
     import warnings
 
     with warnings.catch_warnings():
@@ -172,6 +191,7 @@ def _quantize_int8(model: Any) -> None:
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
                 if isinstance(child, torch.nn.Linear):
-                    convert = _fp16_linear if name in FP16_LAYERS else _int8_linear
+                    convert = OutlierInt8Linear if name in OUTLIER_LAYERS else _int8_linear
                     setattr(parent, name, convert(child))
         model.float()
+

@@ -148,6 +148,28 @@ def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> No
     assert seen == {compute.run(threading.get_ident)}
 
 
+def test_outlier_channels_leave_the_int8_product() -> None:
+    import torch
+
+    from qa.backend_transformers import OutlierInt8Linear, _int8_linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(512, 64, bias=True)
+    x = torch.randn(3, 512) * 0.1
+    x[:, [7, 300]] = 40.0  # two channels 400 times the rest, as in the MLP output layers
+    x[1, 99] = -25.0  # and one in a single token
+    exact = linear(x).detach()
+
+    def error(layer: torch.nn.Module) -> float:
+        with torch.inference_mode():
+            return float((layer(x) - exact).norm() / exact.norm())
+
+    plain, outlier = error(_int8_linear(linear)), error(OutlierInt8Linear(linear, outliers=4))
+    assert plain > 0.02  # one int8 scale for the whole input rounds the small channels away
+    assert outlier < plain / 10
+    assert OutlierInt8Linear(linear)(x.unsqueeze(0)).shape == (1, 3, 64)
+
+
 def test_unknown_backend_is_a_clear_error(settings: Settings) -> None:
     with pytest.raises(ValueError, match=r"unknown backend .vllm.; choose one of transformers"):
         load_generator("qwen2.5-coder-0.5b", settings.cache_dir, backend="vllm")
