@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from qa import compute
-from qa.generation import Message
+from qa.generation import Message, ScoredStream
 
 
 class TransformersGenerator:
@@ -105,12 +105,25 @@ class TransformersGenerator:
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
         """Greedy decoding, one compute-thread job per prompt chunk and per token; the next
         token is computed while this one is handed out. Closing the iterator stops it."""
+        return self._decode(messages, max_new_tokens, None, None)
+
+    def stream_scored(self, messages: list[Message], max_new_tokens: int,
+                      alternative: str) -> ScoredStream:
+        """stream(), then the log-probability of `alternative` as the whole reply, from the
+        same key/value cache (one more forward pass of its few tokens)."""
+        scored = ScoredStream()
+        scored.pieces = self._decode(messages, max_new_tokens, alternative, scored)
+        return scored
+
+    def _decode(self, messages: list[Message], max_new_tokens: int, alternative: str | None,
+                scored: ScoredStream | None) -> Iterator[str]:
         ids = self.prompt_tokens(messages)
         with self._lock:
             prefix, start = self._saved or ([], None)
             if not (prefix and len(ids) > len(prefix) and ids[:len(prefix)] == prefix):
                 prefix, start = [], None
             cache, logits = compute.run(self._prefill, ids[len(prefix):], start)
+            first = logits
             new: list[int] = []
             shown = ""
             for _ in range(max_new_tokens):
@@ -127,6 +140,34 @@ class TransformersGenerator:
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             if len(text) > len(shown):
                 yield text[len(shown):]
+            if scored is not None and alternative is not None and text != alternative:
+                reply = self._reply_tokens(messages, ids, alternative)
+                if reply:
+                    scored.alternative_logprob = compute.run(
+                        self._logprob, len(ids), first, cache, reply)
+
+    def _reply_tokens(self, messages: list[Message], ids: list[int], reply: str) -> list[int]:
+        """The tokens the model would generate to give `reply`, up to its end-of-turn token."""
+        full = self.prompt_tokens([*messages, {"role": "assistant", "content": reply}],
+                                  generation_prompt=False)
+        if full[:len(ids)] != ids:
+            return []
+        tokens = full[len(ids):]
+        ends = [i for i, t in enumerate(tokens) if t in self._eos]
+        return tokens[:ends[0] + 1] if ends else tokens
+
+    def _logprob(self, prompt_length: int, first: Any, cache: Any, reply: list[int]) -> float:
+        """Log-probability of reply after the prompt, given the logits that followed the
+        prompt and its cache (cut back to the prompt)."""
+        cache.crop(prompt_length - cache.get_seq_length())  # a negative count: tokens to drop
+        total = float(torch.log_softmax(first.float(), -1)[reply[0]])
+        if len(reply) > 1:
+            with torch.inference_mode():
+                logits = self.model(input_ids=torch.tensor([reply[:-1]]), cache=cache,
+                                    use_cache=True).logits[0].float()
+            picked = torch.log_softmax(logits, -1)[torch.arange(len(reply) - 1), reply[1:]]
+            total += float(picked.sum())
+        return total
 
 
 def _int8_linear(linear: Any) -> Any:

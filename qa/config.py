@@ -37,6 +37,9 @@ class Settings:
     dense_weight: float = 0.7
     min_dense_score: float = 0.25
     min_support: float = 0.5
+    # Refuse an answer when the model gave the refusal itself a log-probability above this
+    # (-2.0: about 13.5%) as its reply. 0 turns the check off. Set on SQuAD v2.0 (BENCHMARKS.md).
+    refusal_logprob: float = -2.0
     model: str = "qwen2.5-coder-1.5b"
     backend: str = "transformers-int8"
     max_new_tokens: int = 160
@@ -87,6 +90,8 @@ class Settings:
         for name in ("dense_weight", "min_support"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} must be between 0 and 1")
+        if self.refusal_logprob > 0:
+            raise SettingsError("refusal_logprob is a log-probability: 0 or below")
         if not -1.0 <= self.min_dense_score <= 1.0:
             raise SettingsError("min_dense_score must be between -1 and 1")
         if self.window_sentences < 0:

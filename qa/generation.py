@@ -30,6 +30,32 @@ class Generator(Protocol):
         ...
 
 
+class ScoringGenerator(Generator, Protocol):
+    """A Generator that can also score one alternative reply while it streams its own."""
+
+    def stream_scored(self, messages: list[Message], max_new_tokens: int,
+                      alternative: str) -> ScoredStream:
+        """stream(), and afterwards the log-probability of `alternative` as the reply."""
+        ...
+
+
+class ScoredStream(Iterator[str]):
+    """A reply's pieces; once they have all been read, `alternative_logprob` holds the
+    log-probability the model gives one other reply to the same prompt (None: not measured,
+    or the stream was closed early)."""
+
+    def __init__(self) -> None:
+        self.pieces: Iterator[str] = iter(())
+        self.alternative_logprob: float | None = None
+
+    def __next__(self) -> str:
+        return next(self.pieces)
+
+    def close(self) -> None:
+        """Stop generation."""
+        getattr(self.pieces, "close", lambda: None)()
+
+
 def load_generator(name: str, cache_dir: Path, threads: int = 2,
                    report: Reporter = print_reporter,
                    backend: str = "transformers-int8") -> Generator:

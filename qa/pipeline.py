@@ -166,8 +166,10 @@ class QA:
         markers = MarkerStream(len(relevant))
         guard = Guard(protected_terms(self.system_prompt, [h.chunk.text for h in relevant],
                                       query))
-        pieces = self.generator.stream(answer_messages(query, relevant, self.system_prompt),
-                                       self.settings.max_new_tokens)
+        messages = answer_messages(query, relevant, self.system_prompt)
+        scoring = getattr(self.generator, "stream_scored", None)
+        pieces = (scoring(messages, self.settings.max_new_tokens, REFUSAL) if scoring
+                  else self.generator.stream(messages, self.settings.max_new_tokens))
         try:
             for piece in pieces:
                 delta = guard.feed(markers.feed(clean_text(piece)))
@@ -189,13 +191,14 @@ class QA:
             return
         text = guard.clean(clean_markers(markers.raw, len(relevant))).strip()
         answer = self._check(question, query, text, relevant, hits, timings, started,
-                             retriever.index)
+                             retriever.index, getattr(pieces, "alternative_logprob", None))
         yield Event("done", answer=answer)
 
     def _check(self, question: str, query: str, text: str, relevant: list[Hit],
                hits: list[Hit], timings: dict[str, float], started: float,
-               index: Index) -> Answer:
-        """Decide refusal from the model's words, the citations and their support."""
+               index: Index, refusal_logprob: float | None = None) -> Answer:
+        """Decide refusal from the model's words, the citations and their support, and the
+        probability the model itself gave the refusal as its reply."""
         if text and not looks_like_refusal(text):
             # Small models cite the wrong passage or none: re-point markers by support.
             text = repair(text, relevant, self.settings.min_support, query,
@@ -205,7 +208,8 @@ class QA:
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support
         timings["total_ms"] = _ms(time.perf_counter() - started)
-        if not text or looks_like_refusal(text) or not citations or not grounded:
+        doubtful = refusal_logprob is not None and refusal_logprob > self.settings.refusal_logprob
+        if not text or looks_like_refusal(text) or not citations or not grounded or doubtful:
             return self._refusal(question, query, hits, timings)
         return Answer(question=question, text=text, citations=citations, hits=hits,
                       refused=False, query=query, model=self.model_name, timings=timings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qa.generation import Message
+from qa.generation import Message, ScoredStream
 
 
 class ScriptedGenerator:
@@ -25,3 +25,25 @@ class ScriptedGenerator:
 
     def keep_prefix(self, messages: list[Message]) -> None:
         self.prefix = messages
+
+
+class ScoringScriptedGenerator(ScriptedGenerator):
+    """A ScriptedGenerator that also reports a fixed log-probability for the alternative reply
+    (the ScoringGenerator interface), once its script has been read to the end."""
+
+    def __init__(self, *replies: str, alternative_logprob: float) -> None:
+        super().__init__(*replies)
+        self.alternative_logprob = alternative_logprob
+        self.alternatives: list[str] = []
+
+    def stream_scored(self, messages: list[Message], max_new_tokens: int,
+                      alternative: str) -> ScoredStream:
+        self.alternatives.append(alternative)
+        scored = ScoredStream()
+
+        def pieces() -> Iterator[str]:
+            yield from self.stream(messages, max_new_tokens)
+            scored.alternative_logprob = self.alternative_logprob
+
+        scored.pieces = pieces()
+        return scored

@@ -21,7 +21,8 @@ def test_numbers_and_choices_are_parsed_and_checked() -> None:
     for env, message in (({"QA_TOP_K": "three"}, "QA_TOP_K='three' is not a valid int"),
                          ({"QA_FUSION": "max"}, "fusion must be one of rrf, weighted"),
                          ({"QA_MODEL": "gpt"}, "model must be one of"),
-                         ({"QA_CHUNK_TOKENS": "512"}, "at most 256")):
+                         ({"QA_CHUNK_TOKENS": "512"}, "at most 256"),
+                         ({"QA_REFUSAL_LOGPROB": "0.5"}, "refusal_logprob is a log-probability")):
         with pytest.raises(SettingsError, match=message):
             Settings.from_env(env)
 

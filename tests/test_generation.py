@@ -148,6 +148,32 @@ def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> No
     assert seen == {compute.run(threading.get_ident)}
 
 
+def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: Generator) -> None:
+    import torch
+
+    if not hasattr(small, "stream_scored"):
+        pytest.skip("this backend does not score alternatives (the pipeline then skips the check)")
+    scored = small.stream_scored(COUNT, 30, REFUSAL)  # type: ignore[attr-defined]
+    assert "".join(scored) == "".join(small.stream(COUNT, 30))
+    ids = small.prompt_tokens(COUNT)  # type: ignore[attr-defined]
+    reply = small._reply_tokens(COUNT, ids, REFUSAL)  # type: ignore[attr-defined]
+    assert small.tokenizer.decode(reply) == REFUSAL + "<|im_end|>"  # type: ignore[attr-defined]
+
+    def one_pass() -> float:
+        """The same log-probability from one forward pass over prompt and reply, no cache."""
+        with torch.inference_mode():
+            logits = small.model(  # type: ignore[attr-defined]
+                input_ids=torch.tensor([ids + reply])).logits[0].float()
+        return float(sum(torch.log_softmax(logits[len(ids) - 1 + i], -1)[t]
+                         for i, t in enumerate(reply)))
+
+    expected = compute.run(one_pass)
+    # int8 quantises each call's input as a whole, so other call boundaries move it more
+    tolerance = 0.5 if small.backend == "transformers" else 5.0  # type: ignore[attr-defined]
+    assert abs(scored.alternative_logprob - expected) < tolerance
+    assert scored.alternative_logprob < -10  # counting to five: refusing is far from likely
+
+
 def test_outlier_channels_leave_the_int8_product() -> None:
     import torch
 

@@ -9,7 +9,7 @@ from qa.embedding import Embedder
 from qa.pipeline import QA, QuestionError
 from qa.prompting import REFUSAL, answer_messages
 from qa.store import Index
-from tests.fakes import ScriptedGenerator
+from tests.fakes import ScoringScriptedGenerator, ScriptedGenerator
 
 MEMBERS = "Which countries were granted full membership of the SCO?"
 
@@ -73,6 +73,19 @@ def test_unsupported_answer_is_refused_even_with_a_citation(corpus_index, embedd
     qa = _qa(corpus_index, embedder, "The SCO was founded in 2001 by six states [1].")
     answer = qa.answer("In what year was the SCO founded?")
     assert answer.refused and answer.text == REFUSAL
+
+
+@pytest.mark.parametrize(("logprob", "refused"), [(-1.5, True), (-2.5, False)])
+def test_answer_is_refused_when_the_model_itself_leaned_to_refusing(
+        corpus_index, embedder, logprob: float, refused: bool) -> None:
+    generator = ScoringScriptedGenerator("India and Pakistan were granted full membership [1].",
+                                         alternative_logprob=logprob)
+    qa = QA(Settings.from_env(refusal_logprob=-2.0), corpus_index, embedder, generator)
+    answer = qa.answer(MEMBERS)
+    assert generator.alternatives == [REFUSAL]
+    assert answer.refused is refused
+    assert answer.text == (REFUSAL if refused else
+                           "India and Pakistan were granted full membership [1].")
 
 
 def test_stream_events_and_tokens_never_show_half_markers(corpus_index, embedder) -> None:
