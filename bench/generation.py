@@ -39,8 +39,8 @@ def bandwidth_gbs(threads: int, gib: float = 1.0, repeats: int = 5) -> tuple[flo
     return read, copy
 
 
-def _run(gen, messages: list, new_tokens: int) -> tuple[float, float]:
-    """(time to first token in ms, decode tokens/s) of one greedy generation.
+def _run(gen, messages: list, new_tokens: int) -> tuple[float, float, int]:
+    """(time to first token in ms, decode tokens/s, tokens) of one greedy generation.
 
     From the first piece on, the generator runs one model step per generated token (the last
     one finds the end of the reply), so decode speed is tokens / (end - first piece). Counting
@@ -53,8 +53,7 @@ def _run(gen, messages: list, new_tokens: int) -> tuple[float, float]:
         text += piece
     end = time.perf_counter()
     new = gen.count_tokens(text)
-    _run.tokens = new  # type: ignore[attr-defined]
-    return (first - started) * 1000, new / (end - first) if new and end > first else 0.0
+    return (first - started) * 1000, new / (end - first) if new and end > first else 0.0, new
 
 
 def main() -> None:
@@ -87,21 +86,21 @@ def main() -> None:
     for _ in range(args.runs):
         gen.keep_prefix(answer_prefix())  # only the fixed prefix cached, not the last prompt
         warm.append(_run(gen, messages, args.new_tokens))
-    speed = [s for _, s in cold + warm]
+    speed = [s for _, s, _ in cold + warm]
     weight_bytes = gen.weight_bytes()
     bound = bandwidth / (weight_bytes / 1e9)
     # This VM's bandwidth drifts with its neighbours (42-74 GB/s within an hour), so each
     # decode is also paired with a bandwidth reading taken right after it.
     ratios = []
     for _ in range(args.runs):
-        _, tokens_per_s = _run(gen, messages, args.new_tokens)
+        _, tokens_per_s, _ = _run(gen, messages, args.new_tokens)
         read = compute.run(bandwidth_gbs, settings.threads)[0]
         ratios.append(tokens_per_s / (read / (weight_bytes / 1e9)))
     print(f"{'prompt':>12}: {prompt_tokens} tokens ({k} passages), up to {args.new_tokens} "
-          f"new ({_run.tokens} in the answer), greedy, {settings.threads} threads, "  # type: ignore[attr-defined]
+          f"new ({warm[-1][2]} in the answer), greedy, {settings.threads} threads, "
           f"{args.runs} runs each")
-    print(f"{'TTFT cold':>12}: p50 {pct([t for t, _ in cold], 50):.0f} ms (whole prompt)")
-    print(f"{'TTFT cached':>12}: p50 {pct([t for t, _ in warm], 50):.0f} ms (fixed prefix "
+    print(f"{'TTFT cold':>12}: p50 {pct([t for t, _, _ in cold], 50):.0f} ms (whole prompt)")
+    print(f"{'TTFT cached':>12}: p50 {pct([t for t, _, _ in warm], 50):.0f} ms (fixed prefix "
           "cached, as the app runs)")
     print(f"{'decode':>12}: p50 {pct(speed, 50):.2f} tokens/s")
     print(f"{'weights':>12}: {weight_bytes / 1e9:.2f} GB read per token ({args.backend})")

@@ -235,4 +235,3 @@ def _quantize_int8(model: Any) -> None:
                     convert = OutlierInt8Linear if name in OUTLIER_LAYERS else _int8_linear
                     setattr(parent, name, convert(child))
         model.float()
-
