@@ -125,7 +125,7 @@ def test_decoding_equals_transformers_generate(small: Generator) -> None:
     ids = small.prompt_tokens(COUNT)  # type: ignore[attr-defined]
 
     def generate() -> str:
-        out = small.model.generate(  # type: ignore[attr-defined]
+        out = small.runner.model.generate(  # type: ignore[attr-defined]
             input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
             max_new_tokens=30, do_sample=False, temperature=None, top_p=None, top_k=None)
         return small.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)  # type: ignore[attr-defined]
@@ -138,7 +138,7 @@ def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> No
         pytest.skip("llama.cpp has no torch module to hook (its steps go through compute.run)")
     seen: set[int] = set()
     hooks = [module.register_forward_pre_hook(lambda *_: seen.add(threading.get_ident()))
-             for module in (small.model, embedder.model)]  # type: ignore[attr-defined]
+             for module in (small.runner, embedder.model)]  # type: ignore[attr-defined]
     try:
         "".join(small.stream(COUNT, 5))
         embedder.encode(["a question"])
@@ -161,9 +161,8 @@ def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: G
 
     def one_pass() -> float:
         """The same log-probability from one forward pass over prompt and reply, no cache."""
-        with torch.inference_mode():
-            logits = small.model(  # type: ignore[attr-defined]
-                input_ids=torch.tensor([ids + reply])).logits[0].float()
+        runner = small.runner  # type: ignore[attr-defined]
+        logits = runner(ids + reply, runner.new_cache(), all_logits=True).float()
         return float(sum(torch.log_softmax(logits[len(ids) - 1 + i], -1)[t]
                          for i, t in enumerate(reply)))
 
@@ -177,7 +176,7 @@ def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: G
 def test_outlier_channels_leave_the_int8_product() -> None:
     import torch
 
-    from qa.backend_transformers import OutlierInt8Linear, _int8_linear
+    from qa.int8_layers import OutlierInt8Linear, int8_linear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(512, 64, bias=True)
@@ -190,7 +189,8 @@ def test_outlier_channels_leave_the_int8_product() -> None:
         with torch.inference_mode():
             return float((layer(x) - exact).norm() / exact.norm())
 
-    plain, outlier = error(_int8_linear(linear)), error(OutlierInt8Linear(linear, outliers=4))
+    plain = error(int8_linear(linear.weight, linear.bias))
+    outlier = error(OutlierInt8Linear(linear, outliers=4))
     assert plain > 0.02  # one int8 scale for the whole input rounds the small channels away
     assert outlier < plain / 10
     assert OutlierInt8Linear(linear)(x.unsqueeze(0)).shape == (1, 3, 64)

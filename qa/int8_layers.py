@@ -1,0 +1,85 @@
+"""Linear layers with int8 weights for the CPU (PyTorch dynamic quantisation, fbgemm kernels).
+
+Weights are symmetric int8 with one scale per output channel; each call quantises its float32
+input with one scale for all of it. About half the bytes per token of bf16, and the int8
+matrix-vector kernels run near the memory bandwidth here, where bf16 ones do not.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch.ao.nn.quantized.dynamic import Linear as PackedLinear
+
+# The MLP output layers' inputs carry a few very large activations that one int8 scale per call
+# cannot hold (plain int8 there cost 12 points of "answer contains gold" and 14 points more
+# refusals on 100 SQuAD questions; BENCHMARKS.md section 3). Their largest input channels go
+# through a bf16 copy of the weights instead.
+OUTLIERS = 256
+
+
+def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> PackedLinear:
+    """An int8 linear layer computing x @ weight.T + bias."""
+    weight = weight.detach().float()
+    scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+    zero = torch.zeros(scale.shape, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notice that quantized tensors move to torchao
+        packed = torch.quantize_per_channel(weight, scale.double(), zero, 0, torch.qint8)
+    layer = PackedLinear(weight.shape[1], weight.shape[0], bias_=bias is not None,
+                         dtype=torch.qint8)
+    layer.set_weight_bias(packed, None if bias is None else bias.detach().float())
+    return layer
+
+
+def fused_int8_linear(*linears: torch.nn.Linear) -> PackedLinear:
+    """One int8 layer for several layers that read the same input, their outputs side by side.
+
+    The input's int8 scale comes from the input alone and the weight scales are per output
+    channel, so the result equals the separate layers' results; one call reads the weights
+    faster than several small ones (about 20 % for the MLP's two input layers here)."""
+    biases = [linear.bias for linear in linears]
+    bias = None if all(b is None for b in biases) else torch.cat([
+        b.detach() if b is not None else torch.zeros(linear.out_features)
+        for b, linear in zip(biases, linears, strict=True)])
+    return int8_linear(torch.cat([linear.weight.detach() for linear in linears]), bias)
+
+
+def weight_bytes(module: torch.nn.Module) -> int:
+    """Bytes of weights a one-token call reads: an int8 byte and a float64 scale per row."""
+    if isinstance(module, PackedLinear):
+        return module.in_features * module.out_features + module.out_features * 8
+    if isinstance(module, OutlierInt8Linear):
+        return weight_bytes(module.int8) + module.outliers * module.rows.shape[1] * 2
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+class OutlierInt8Linear(torch.nn.Module):
+    """An int8 linear layer that takes its input's largest channels out of the int8 product.
+
+    Each call picks the `outliers` channels with the largest magnitude over the call's tokens;
+    they are summed over a bf16 copy of their weights, the rest goes through the int8 layer.
+    At one token per call that reads `outliers` extra weight rows, not a whole bf16 layer.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, outliers: int = OUTLIERS) -> None:
+        super().__init__()
+        self.int8 = int8_linear(linear.weight, linear.bias)
+        # Input-major, so that a channel's weights are one row (an embedding-bag table). A plain
+        # attribute, not a buffer: model.float() would double it.
+        self.rows = linear.weight.detach().t().contiguous().to(torch.bfloat16)
+        self.outliers = min(outliers, linear.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        tokens = flat.shape[0]
+        size = flat[0].abs() if tokens == 1 else flat.abs().amax(dim=0)
+        channels = size.topk(self.outliers).indices
+        out = self.int8(flat.index_fill(1, channels, 0.0))
+        # Per token (one bag each): the sum of the outlier channels' weight rows, weighted by
+        # the token's values in those channels.
+        out += torch.nn.functional.embedding_bag(
+            channels.expand(tokens, -1), self.rows, mode="sum",
+            per_sample_weights=flat[:, channels].to(torch.bfloat16))
+        return out.reshape(*x.shape[:-1], out.shape[-1])
