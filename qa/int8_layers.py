@@ -14,10 +14,13 @@ from torch.ao.nn.quantized.dynamic import Linear as PackedLinear
 
 # The MLP output layers' inputs carry a few very large activations that one int8 scale per call
 # cannot hold (plain int8 there cost 12 points of "answer contains gold" and 14 points more
-# refusals on 100 SQuAD questions; BENCHMARKS.md section 3). Their channels above OUTLIER_RATIO
-# times the mean magnitude go through a bf16 copy of the weights instead: about 200 of 8,960
-# channels per token for the 1.5B model, with the layer error of the 256 largest (1.4 %) and
-# without the cost of finding those (a top-k took a tenth of the decode step's time).
+# refusals on 100 SQuAD questions; BENCHMARKS.md section 3). Their largest input channels go
+# through a bf16 copy of the weights instead: in a prompt chunk the PROMPT_OUTLIERS largest (by
+# their largest value over the chunk's tokens); for one decoded token, every channel above
+# OUTLIER_RATIO times the mean magnitude: about 210 of 8,960 for the 1.5B model, the layer error
+# of the 256 largest (1.44 % vs 1.37 %) without the top-k that took a sixteenth of a decode step.
+# (The ratio rule for prompt chunks too cost 4 points of "answer contains gold".)
+PROMPT_OUTLIERS = 256
 OUTLIER_RATIO = 4.0
 
 
@@ -62,17 +65,20 @@ def weight_bytes(module: torch.nn.Module) -> int:
 class OutlierInt8Linear(torch.nn.Module):
     """An int8 linear layer that takes its input's largest channels out of the int8 product.
 
-    Each call picks the channels whose magnitude (the largest over the call's tokens) exceeds
-    `ratio` times the mean; they are summed over a bf16 copy of their weights, the rest goes
-    through the int8 layer. At one token per call that reads a few hundred extra weight rows,
-    not a whole bf16 layer.
+    A call of several tokens picks the `outliers` channels whose largest magnitude over the
+    tokens is largest; a one-token call picks the channels above `ratio` times the mean
+    magnitude. They are summed over a bf16 copy of their weights, the rest goes through the
+    int8 layer. At one token per call that reads a few hundred extra weight rows, not a whole
+    bf16 layer.
     """
 
-    def __init__(self, linear: torch.nn.Linear, ratio: float = OUTLIER_RATIO) -> None:
+    def __init__(self, linear: torch.nn.Linear, outliers: int = PROMPT_OUTLIERS,
+                 ratio: float = OUTLIER_RATIO) -> None:
         super().__init__()
         self.int8 = int8_linear(linear.weight, linear.bias)
         # Input-major, so that a channel's weights are one row (an embedding-bag table).
         self.rows = linear.weight.detach().t().contiguous().to(torch.bfloat16)
+        self.prompt_outliers = min(outliers, linear.in_features)
         self.ratio = ratio
         self.picked = self.calls = 0  # channels taken out at one-token calls, for weight_bytes
 
@@ -84,11 +90,13 @@ class OutlierInt8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
         tokens = flat.shape[0]
-        size = flat[0].abs() if tokens == 1 else flat.abs().amax(dim=0)
-        channels = (size > size.mean() * self.ratio).nonzero().view(-1)
         if tokens == 1:
+            size = flat[0].abs()
+            channels = (size > size.mean() * self.ratio).nonzero().view(-1)
             self.picked += channels.numel()
             self.calls += 1
+        else:
+            channels = flat.abs().amax(dim=0).topk(self.prompt_outliers).indices
         out = self.int8(flat.index_fill(1, channels, 0.0))
         # Per token (one bag each): the sum of the outlier channels' weight rows, weighted by
         # the token's values in those channels.
