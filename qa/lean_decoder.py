@@ -131,7 +131,9 @@ class LeanDecoder(torch.nn.Module):
     def weight_bytes(self) -> int:
         """Bytes of weights read to decode one token (one embedding row)."""
         rows = self.embed.shape[1] * self.embed.element_size()
-        norms = sum(layer.input_norm.numel() * 2 for layer in self.layers) * 4
+        norms = sum(norm.numel() * norm.element_size() for norm in (
+            self.final_norm, *(n for layer in self.layers for n in (layer.input_norm,
+                                                                    layer.post_norm))))
         return rows + norms + weight_bytes(self.head) + sum(
             weight_bytes(module) for layer in self.layers
             for module in (layer.qkv, layer.o, layer.gate_up, layer.down))
