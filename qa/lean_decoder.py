@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.nn import functional
 
-from qa.int8_layers import OutlierInt8Linear, fused_int8_linear, weight_bytes
+from qa.int8_layers import OutlierInt8Linear, fused_int8_linear, int8_linear, weight_bytes
 
 
 class KVCache:
@@ -65,7 +65,7 @@ class _Layer(torch.nn.Module):
         self.post_norm = layer.post_attention_layernorm.weight.detach()
         if int8:
             self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj)
-            self.o = fused_int8_linear(attn.o_proj)
+            self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias)
             self.gate_up = fused_int8_linear(mlp.gate_proj, mlp.up_proj)
             self.down = OutlierInt8Linear(mlp.down_proj)
             self.input_norm, self.post_norm = self.input_norm.float(), self.post_norm.float()
@@ -114,7 +114,7 @@ class LeanDecoder(torch.nn.Module):
         self.dtype = torch.float32 if int8 else model.dtype
         self.embed = inner.embed_tokens.weight.detach()  # rows become self.dtype when read
         head = model.get_output_embeddings()
-        self.head = fused_int8_linear(head) if int8 else head
+        self.head = int8_linear(head.weight, head.bias) if int8 else head
         self.final_norm = inner.norm.weight.detach().to(self.dtype)
         self.layers = torch.nn.ModuleList(_Layer(layer, int8) for layer in inner.layers)
         self.heads = config.num_attention_heads

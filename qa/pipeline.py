@@ -167,7 +167,9 @@ class QA:
         guard = Guard(protected_terms(self.system_prompt, [h.chunk.text for h in relevant],
                                       query))
         messages = answer_messages(query, relevant, self.system_prompt)
-        scoring = getattr(self.generator, "stream_scored", None)
+        # Scoring the refusal costs a forward pass; skip it when the check is off (0).
+        scoring = (getattr(self.generator, "stream_scored", None)
+                   if self.settings.refusal_logprob < 0 else None)
         pieces = (scoring(messages, self.settings.max_new_tokens, REFUSAL) if scoring
                   else self.generator.stream(messages, self.settings.max_new_tokens))
         try:
