@@ -1,9 +1,8 @@
 """Linear layers with int8 weights for the CPU (PyTorch dynamic quantisation, fbgemm kernels).
 
 Weights are symmetric int8 with one scale per output channel; each call quantises its float32
-input with one scale for all of it (ResidualInt8Linear: per token, to about 14 bits). About
-half the bytes per token of bf16, and the int8 matrix-vector kernels run near the memory
-bandwidth here, where bf16 ones do not.
+input with one scale for all of it. About half the bytes per token of bf16, and the int8
+matrix-vector kernels run near the memory bandwidth here, where bf16 ones do not.
 """
 
 from __future__ import annotations
@@ -13,10 +12,16 @@ import warnings
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as PackedLinear
 
-# ResidualInt8Linear: a token's grid spans -GRID_LEVELS..GRID_LEVELS steps, and its rounding
-# error (at most half a step) is scaled by RESIDUAL_GAIN, a power of two, to at most 32 steps.
-GRID_LEVELS = 63
-RESIDUAL_GAIN = 64.0
+# The MLP output layers' inputs carry a few very large activations that one int8 scale per call
+# cannot hold (plain int8 there cost 12 points of "answer contains gold" and 14 points more
+# refusals on 100 SQuAD questions; BENCHMARKS.md section 3). Their largest input channels go
+# through a bf16 copy of the weights instead: in a prompt chunk the PROMPT_OUTLIERS largest (by
+# their largest value over the chunk's tokens); for one decoded token, every channel above
+# OUTLIER_RATIO times the mean magnitude: about 210 of 8,960 for the 1.5B model, the layer error
+# of the 256 largest (1.44 % vs 1.37 %) without the top-k that took a sixteenth of a decode step.
+# (The ratio rule for prompt chunks too cost 4 points of "answer contains gold".)
+PROMPT_OUTLIERS = 256
+OUTLIER_RATIO = 4.0
 
 
 def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> PackedLinear:
@@ -47,66 +52,57 @@ def fused_int8_linear(*linears: torch.nn.Linear) -> PackedLinear:
 
 
 def weight_bytes(module: torch.nn.Module) -> int:
-    """Bytes of weights a one-token call reads: an int8 byte and a float64 scale per row (a
-    ResidualInt8Linear: plus its float32 input-channel scales)."""
+    """Bytes of weights a one-token call reads: an int8 byte and a float64 scale per row (an
+    OutlierInt8Linear: plus its mean number of bf16 rows so far)."""
     # From the shapes: unpacking an int8 layer's weights (module.weight()) left every later
     # decode step about 25 % slower.
     if isinstance(module, PackedLinear):
         return module.in_features * module.out_features + module.out_features * 8
-    if isinstance(module, ResidualInt8Linear):
-        return weight_bytes(module.int8) + module.channel_scale.numel() * 4
+    if isinstance(module, OutlierInt8Linear):
+        rows = module.outliers * module.rows.shape[1] * module.rows.element_size()
+        return weight_bytes(module.int8) + round(rows)
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-class ResidualInt8Linear(torch.nn.Module):
-    """An int8 linear layer for inputs with a few very large channels, nearly exact in them.
+class OutlierInt8Linear(torch.nn.Module):
+    """An int8 linear layer that takes its input's largest channels out of the int8 product.
 
-    The MLP output layers' inputs carry channels 30-100 times their mean magnitude: one int8
-    scale per call rounds the rest away (plain int8 there cost 12 points of "answer contains
-    gold" on 100 SQuAD questions). Here each call's input goes in twice, as rows of one int8
-    product that reads the weights once: rounded to an int8 grid, and its rounding error
-    scaled up by RESIDUAL_GAIN. Each token is first divided by its own power of two (its
-    largest value / GRID_LEVELS, rounded up) and its output row multiplied back, so a token
-    with huge values does not coarsen the others; a last row pins fbgemm's input scale to one,
-    so the first rows are exact and the two together carry about 14 bits. What is left is the
-    weights' rounding, which the large channels multiply; so each input channel's weights are
-    scaled up as far as every row's int8 scale allows (1 to 5 times; the input is divided by
-    the same), which uses the int8 levels the row's largest weight leaves free.
+    A call of several tokens picks the `outliers` channels whose largest magnitude over the
+    tokens is largest; a one-token call picks the channels above `ratio` times the mean
+    magnitude. They are summed over a bf16 copy of their weights, the rest goes through the
+    int8 layer. At one token per call that reads a few hundred extra weight rows, not a whole
+    bf16 layer.
     """
 
-    def __init__(self, linear: torch.nn.Linear) -> None:
+    def __init__(self, linear: torch.nn.Linear, outliers: int = PROMPT_OUTLIERS,
+                 ratio: float = OUTLIER_RATIO) -> None:
         super().__init__()
-        weight = linear.weight.detach().float()
-        size = weight.abs()
-        # Per input channel: the largest factor that leaves every row's largest weight in place.
-        scale = (size.amax(dim=1, keepdim=True) / size.clamp(min=1e-30)).amin(dim=0)
-        scale = scale.clamp(min=1.0, max=2.0 ** 16)  # an all-zero channel: any factor; cap it
-        self.channel_scale = 1.0 / scale
-        self.int8 = int8_linear(weight * scale)  # no bias: it would be added to every row
-        self.bias = None if linear.bias is None else linear.bias.detach().float()
-        self.pin = torch.zeros(linear.in_features)  # fbgemm's input range: +-63.5, one per level
-        self.pin[:2] = torch.tensor([GRID_LEVELS + 0.5, -GRID_LEVELS - 0.5])
+        self.int8 = int8_linear(linear.weight, linear.bias)
+        # Input-major, so that a channel's weights are one row (an embedding-bag table).
+        self.rows = linear.weight.detach().t().contiguous().to(torch.bfloat16)
+        self.prompt_outliers = min(outliers, linear.in_features)
+        self.ratio = ratio
+        self.picked = self.calls = 0  # channels taken out at one-token calls, for weight_bytes
+
+    @property
+    def outliers(self) -> float:
+        """Mean number of channels taken out per one-token call (0 before any)."""
+        return self.picked / self.calls if self.calls else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1]) * self.channel_scale
+        flat = x.reshape(-1, x.shape[-1])
         tokens = flat.shape[0]
-        # Each token on its own grid: its largest value over GRID_LEVELS, rounded up to a power
-        # of two (exact to divide by); the product is linear per row, so rows scale back.
-        largest = flat.abs().amax(dim=1, keepdim=True)
-        if not bool(torch.isfinite(largest).all()):  # inf/nan: pass them on as they are
-            out = self.int8(flat)
+        if tokens == 1:
+            size = flat[0].abs()
+            channels = (size > size.mean() * self.ratio).nonzero().view(-1)
+            self.picked += channels.numel()
+            self.calls += 1
         else:
-            step = torch.frexp(largest.clamp(min=1e-30) / GRID_LEVELS).exponent
-            step = torch.ldexp(torch.ones_like(largest), step)
-            # fbgemm quantises to 128 levels (0..127) between the input's minimum and maximum:
-            # the pin row makes that exactly one unit per level, zero at level 64.
-            rows = flat.new_empty(2 * tokens + 1, flat.shape[1])
-            scaled = flat / step
-            grid = torch.round(scaled, out=rows[:tokens]).clamp_(-GRID_LEVELS, GRID_LEVELS)
-            torch.sub(scaled, grid, out=rows[tokens:-1]).mul_(RESIDUAL_GAIN)
-            rows[-1] = self.pin
-            both = self.int8(rows)
-            out = torch.add(both[:tokens], both[tokens:-1], alpha=1.0 / RESIDUAL_GAIN).mul_(step)
-        if self.bias is not None:
-            out += self.bias
+            channels = flat.abs().amax(dim=0).topk(self.prompt_outliers).indices
+        out = self.int8(flat.index_fill(1, channels, 0.0))
+        # Per token (one bag each): the sum of the outlier channels' weight rows, weighted by
+        # the token's values in those channels.
+        out += torch.nn.functional.embedding_bag(
+            channels.expand(tokens, -1), self.rows, mode="sum",
+            per_sample_weights=flat.index_select(1, channels).to(torch.bfloat16))
         return out.reshape(*x.shape[:-1], out.shape[-1])

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.nn import functional
 
-from qa.int8_layers import ResidualInt8Linear, fused_int8_linear, int8_linear, weight_bytes
+from qa.int8_layers import OutlierInt8Linear, fused_int8_linear, int8_linear, weight_bytes
 
 
 class KVCache:
@@ -56,47 +56,23 @@ class KVCache:
 
 
 class _Layer(torch.nn.Module):
-    """One decoder layer's weights, its paired linear layers fused.
+    """One decoder layer's weights, its paired linear layers fused."""
 
-    Each head's query and key rows are reordered so that the pairs the rotary embedding rotates
-    together sit side by side (rotated as complex numbers, one multiplication), and the query
-    rows carry the attention scale. Scores are sums over a head's channels, so they do not
-    change."""
-
-    def __init__(self, layer: Any, config: Any, head_dim: int, int8: bool) -> None:
+    def __init__(self, layer: Any, int8: bool) -> None:
         super().__init__()
         attn, mlp = layer.self_attn, layer.mlp
         self.input_norm = layer.input_layernorm.weight.detach()
         self.post_norm = layer.post_attention_layernorm.weight.detach()
-        dtype = torch.float32 if int8 else attn.q_proj.weight.dtype  # int8: quantised from it
-        q = _paired_rows(attn.q_proj, config.num_attention_heads, head_dim, dtype,
-                         head_dim ** -0.5)
-        k = _paired_rows(attn.k_proj, config.num_key_value_heads, head_dim, dtype)
         if int8:
-            self.qkv = fused_int8_linear(q, k, attn.v_proj)
+            self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj)
             self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias)
             self.gate_up = fused_int8_linear(mlp.gate_proj, mlp.up_proj)
-            self.down = ResidualInt8Linear(mlp.down_proj)
+            self.down = OutlierInt8Linear(mlp.down_proj)
             self.input_norm, self.post_norm = self.input_norm.float(), self.post_norm.float()
         else:
-            self.qkv = _fused_linear(q, k, attn.v_proj)
+            self.qkv = _fused_linear(attn.q_proj, attn.k_proj, attn.v_proj)
             self.o, self.down = attn.o_proj, mlp.down_proj
             self.gate_up = _fused_linear(mlp.gate_proj, mlp.up_proj)
-
-
-def _paired_rows(linear: torch.nn.Linear, heads: int, head_dim: int, dtype: torch.dtype,
-                 scale: float = 1.0) -> torch.nn.Linear:
-    """linear with each head's rows i and i + head_dim / 2 moved to 2i and 2i + 1, times scale."""
-    half = head_dim // 2
-    order = torch.arange(head_dim).view(2, half).t().reshape(-1)  # 0, half, 1, half + 1, ...
-    rows = (torch.arange(heads)[:, None] * head_dim + order).reshape(-1)
-    paired = torch.nn.Linear(linear.in_features, linear.out_features,
-                             bias=linear.bias is not None, dtype=dtype)
-    with torch.no_grad():
-        paired.weight.copy_(linear.weight.detach()[rows].float() * scale)
-        if paired.bias is not None:
-            paired.bias.copy_(linear.bias.detach()[rows].float() * scale)
-    return paired
 
 
 def _fused_linear(*linears: torch.nn.Linear) -> torch.nn.Linear:
@@ -140,11 +116,10 @@ class LeanDecoder(torch.nn.Module):
         head = model.get_output_embeddings()
         self.head = int8_linear(head.weight, head.bias) if int8 else head
         self.final_norm = inner.norm.weight.detach().to(self.dtype)
+        self.layers = torch.nn.ModuleList(_Layer(layer, int8) for layer in inner.layers)
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
-        self.layers = torch.nn.ModuleList(_Layer(layer, config, self.head_dim, int8)
-                                          for layer in inner.layers)
         self.eps = config.rms_norm_eps
         self.inv_freq = inner.rotary_emb.inv_freq.detach().float()
         self.rope_scale = float(getattr(inner.rotary_emb, "attention_scaling", 1.0))
@@ -163,11 +138,12 @@ class LeanDecoder(torch.nn.Module):
             weight_bytes(module) for layer in self.layers
             for module in (layer.qkv, layer.o, layer.gate_up, layer.down))
 
-    def _rotary(self, start: int, count: int) -> torch.Tensor:
-        """Per position, the complex factors that rotate each pair of query/key channels."""
+    def _rotary(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         positions = torch.arange(start, start + count, dtype=torch.float32)
         angles = positions[:, None] * self.inv_freq[None, :]
-        return torch.polar(torch.full_like(angles, self.rope_scale), angles)
+        angles = torch.cat((angles, angles), dim=-1)
+        return ((angles.cos() * self.rope_scale).to(self.dtype),
+                (angles.sin() * self.rope_scale).to(self.dtype))
 
     def forward(self, ids: list[int], cache: KVCache, all_logits: bool = False) -> torch.Tensor:
         """Logits after ids (all_logits: one row per id, else the last id's only), with ids
@@ -175,7 +151,8 @@ class LeanDecoder(torch.nn.Module):
         count, start = len(ids), cache.length
         end = start + count
         cache.reserve(count)
-        rotation = self._rotary(start, count)[:, None]
+        cos, sin = self._rotary(start, count)
+        half = self.head_dim // 2
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         # Each new token sees the cache and the new tokens up to itself.
         mask = torch.ones(count, end, dtype=torch.bool).tril(start) if count > 1 else None
@@ -185,22 +162,17 @@ class LeanDecoder(torch.nn.Module):
                 h = functional.rms_norm(x, (x.shape[-1],), layer.input_norm, self.eps)
                 qkv = layer.qkv(h)
                 # Queries and keys side by side, rotated together: (tokens, heads, head_dim).
-                pairs = qkv[:, :q_size + kv_size].float().view(count, -1, self.head_dim // 2, 2)
-                qk = torch.view_as_real(torch.view_as_complex(pairs) * rotation).view(
-                    count, -1, self.head_dim).to(self.dtype)
+                qk = qkv[:, :q_size + kv_size].view(count, -1, self.head_dim)
+                qk = (qk * cos[:, None]
+                      + torch.cat((-qk[..., half:], qk[..., :half]), -1) * sin[:, None])
                 cache.keys[index, :, start:end] = qk[:, self.heads:].transpose(0, 1)
                 cache.values[index, :, start:end] = qkv[:, q_size + kv_size:].view(
                     count, self.kv_heads, self.head_dim).transpose(0, 1)
-                keys, values = cache.keys[index, :, :end], cache.values[index, :, :end]
-                if count == 1:  # two products, grouped by key/value head
-                    q = qk[0, :self.heads].view(self.kv_heads, -1, self.head_dim)
-                    weights = torch.softmax(q @ keys.transpose(1, 2), dim=-1)
-                    out = (weights @ values).view(1, q_size)
-                else:
-                    out = functional.scaled_dot_product_attention(
-                        qk[:, :self.heads].transpose(0, 1)[None], keys[None], values[None],
-                        attn_mask=mask, scale=1.0, enable_gqa=True)[0].transpose(0, 1)
-                x = x + layer.o(out.reshape(count, q_size))
+                out = functional.scaled_dot_product_attention(
+                    qk[:, :self.heads].transpose(0, 1)[None], cache.keys[index, None, :, :end],
+                    cache.values[index, None, :, :end], attn_mask=mask,
+                    scale=self.head_dim ** -0.5, enable_gqa=True)
+                x = x + layer.o(out[0].transpose(0, 1).reshape(count, q_size))
                 h = functional.rms_norm(x, (x.shape[-1],), layer.post_norm, self.eps)
                 gate, up = layer.gate_up(h).chunk(2, dim=-1)
                 x = x + layer.down(functional.silu(gate) * up)
