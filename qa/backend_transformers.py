@@ -4,6 +4,7 @@ lean int8 forward (qa.lean_decoder); the fixed prompt prefix's key/value cache k
 from __future__ import annotations
 
 import copy
+import ctypes
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,10 +54,11 @@ class TransformersGenerator:
 
     int8=False runs transformers' own forward on the bf16 weights (the baseline). int8=True
     runs the lean forward with int8 weights and float32 activations: about half the bytes per
-    token of bf16, and much faster here.
+    token of bf16, and much faster here; kernels (qa.native_kernels) speed up its decode steps.
     """
 
-    def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False) -> None:
+    def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False,
+                 kernels: ctypes.CDLL | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = name
@@ -68,7 +70,8 @@ class TransformersGenerator:
         model = AutoModelForCausalLM.from_pretrained(  # nosec B615
             folder, dtype=torch.bfloat16, local_files_only=True)
         model.eval()
-        self.runner: Any = LeanDecoder(model, int8=True) if int8 else TransformersRunner(model)
+        self.runner: Any = (LeanDecoder(model, int8=True, kernels=kernels) if int8
+                            else TransformersRunner(model))
         # int8 layers quantise their input per call with one scale for all its tokens: a long
         # prompt in one call loses precision to its outlier tokens, so it goes in chunks.
         self.prefill_chunk = 128 if int8 else None

@@ -44,6 +44,8 @@ class Settings:
     backend: str = "transformers-int8"
     max_new_tokens: int = 160
     threads: int = 2
+    # The int8 backend's decode steps through qa/kernels (compiled on first use; AVX-512 VNNI).
+    native_kernels: bool = True
     max_question_chars: int = 2000
     max_upload_mb: float = 10.0  # per uploaded file in the app
     max_upload_files: int = 5  # per upload in the app
@@ -110,10 +112,13 @@ def _parse(name: str, raw: str, kind: type) -> Any:
     try:
         if issubclass(kind, Path):
             return Path(raw).expanduser()
+        if kind is bool:
+            return {"1": True, "true": True, "yes": True, "on": True, "0": False,
+                    "false": False, "no": False, "off": False}[raw.strip().lower()]
         if kind is int:
             return int(raw)
         if kind is float:
             return float(raw)
         return raw
-    except ValueError:
+    except (ValueError, KeyError):
         raise SettingsError(f"QA_{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

@@ -58,8 +58,9 @@ class ScoredStream(Iterator[str]):
 
 def load_generator(name: str, cache_dir: Path, threads: int = 2,
                    report: Reporter = print_reporter,
-                   backend: str = "transformers-int8") -> Generator:
-    """The named model on the named backend, prepared from its packages on first use."""
+                   backend: str = "transformers-int8", native_kernels: bool = True) -> Generator:
+    """The named model on the named backend, prepared from its packages on first use;
+    native_kernels: the int8 backend decodes with qa.native_kernels where they can run."""
     if name not in GENERATORS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(GENERATORS)}")
     if backend == "llama.cpp":
@@ -73,10 +74,14 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
         return compute.run(LlamaCppGenerator, name, gguf, threads)
     if backend in ("transformers", "transformers-int8"):
         from qa.backend_transformers import TransformersGenerator
+        from qa.native_kernels import load as load_kernels
+
+        int8 = backend == "transformers-int8"
 
         def load() -> Generator:
+            kernels = load_kernels(cache_dir) if int8 and native_kernels else None
             return TransformersGenerator(name, converted_dir(GENERATORS[name], cache_dir, report),
-                                         threads, int8=backend == "transformers-int8")
+                                         threads, int8=int8, kernels=kernels)
 
         return compute.run(load)  # torch work stays on the compute thread
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

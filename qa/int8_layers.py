@@ -7,6 +7,7 @@ matrix-vector kernels run near the memory bandwidth here, where bf16 ones do not
 
 from __future__ import annotations
 
+import ctypes
 import warnings
 
 import torch
@@ -24,21 +25,59 @@ PROMPT_OUTLIERS = 256
 OUTLIER_RATIO = 4.0
 
 
-def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> PackedLinear:
+class Int8Linear(torch.nn.Module):
+    """x @ weight.T + bias with int8 weights (one scale per output channel): PyTorch's packed
+    fbgemm layer, and for one-token calls the native kernels where given (qa.native_kernels),
+    which compute the same numbers from a row-major copy of the int8 weights."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                 kernels: ctypes.CDLL | None = None) -> None:
+        super().__init__()
+        weight = weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+        zero = torch.zeros(scale.shape, dtype=torch.long)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notice that quantized tensors move to torchao
+            quantized = torch.quantize_per_channel(weight, scale.double(), zero, 0, torch.qint8)
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.bias = None if bias is None else bias.detach().float().contiguous()
+        self.packed = PackedLinear(self.in_features, self.out_features,
+                                   bias_=bias is not None, dtype=torch.qint8)
+        self.packed.set_weight_bias(quantized, self.bias)
+        self.kernels = kernels
+        if kernels is not None:
+            self.rows = quantized.int_repr().contiguous()
+            self.scales = quantized.q_per_channel_scales().float().contiguous()
+            self.col_sums = self.rows.sum(dim=1, dtype=torch.int32)
+            self.work = torch.empty(self.in_features, dtype=torch.uint8)
+
+    def one_token(self, x: torch.Tensor) -> bool:
+        """Whether a call with x takes the native kernels."""
+        return self.kernels is not None and x.dim() == 2 and x.shape[0] == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.one_token(x):
+            return self.packed(x)
+        x = x.contiguous()
+        out = x.new_empty(1, self.out_features)
+        self.kernels.qa_int8_linear_1(*self.kernel_args(x, out), torch.get_num_threads())
+        return out
+
+    def kernel_args(self, x: torch.Tensor, out: torch.Tensor) -> tuple:
+        """The arguments of qa_int8_linear_1 before the thread count."""
+        return (x.data_ptr(), self.in_features, self.rows.data_ptr(), self.scales.data_ptr(),
+                self.col_sums.data_ptr(), None if self.bias is None else self.bias.data_ptr(),
+                self.out_features, out.data_ptr(), self.work.data_ptr())
+
+
+def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None,
+                kernels: ctypes.CDLL | None = None) -> Int8Linear:
     """An int8 linear layer computing x @ weight.T + bias."""
-    weight = weight.detach().float()
-    scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-    zero = torch.zeros(scale.shape, dtype=torch.long)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's notice that quantized tensors move to torchao
-        packed = torch.quantize_per_channel(weight, scale.double(), zero, 0, torch.qint8)
-    layer = PackedLinear(weight.shape[1], weight.shape[0], bias_=bias is not None,
-                         dtype=torch.qint8)
-    layer.set_weight_bias(packed, None if bias is None else bias.detach().float())
-    return layer
+    return Int8Linear(weight, bias, kernels)
 
 
-def fused_int8_linear(*linears: torch.nn.Linear) -> PackedLinear:
+def fused_int8_linear(*linears: torch.nn.Linear, kernels: ctypes.CDLL | None = None
+                      ) -> Int8Linear:
     """One int8 layer for several layers that read the same input, their outputs side by side.
 
     The input's int8 scale comes from the input alone and the weight scales are per output
@@ -48,15 +87,16 @@ def fused_int8_linear(*linears: torch.nn.Linear) -> PackedLinear:
     bias = None if all(b is None for b in biases) else torch.cat([
         b.detach() if b is not None else torch.zeros(linear.out_features)
         for b, linear in zip(biases, linears, strict=True)])
-    return int8_linear(torch.cat([linear.weight.detach() for linear in linears]), bias)
+    return int8_linear(torch.cat([linear.weight.detach() for linear in linears]), bias, kernels)
 
 
 def weight_bytes(module: torch.nn.Module) -> int:
-    """Bytes of weights a one-token call reads: an int8 byte and a float64 scale per row (an
-    OutlierInt8Linear: plus its mean number of bf16 rows so far)."""
+    """Bytes of weights a one-token call reads: an int8 byte per weight and 8 bytes per row
+    (fbgemm: a float64 scale; the native kernels: a float32 scale and an int32 column sum);
+    an OutlierInt8Linear: plus its mean number of bf16 rows so far."""
     # From the shapes: unpacking an int8 layer's weights (module.weight()) left every later
     # decode step about 25 % slower.
-    if isinstance(module, PackedLinear):
+    if isinstance(module, Int8Linear):
         return module.in_features * module.out_features + module.out_features * 8
     if isinstance(module, OutlierInt8Linear):
         rows = module.outliers * module.rows.shape[1] * module.rows.element_size()
@@ -75,14 +115,18 @@ class OutlierInt8Linear(torch.nn.Module):
     """
 
     def __init__(self, linear: torch.nn.Linear, outliers: int = PROMPT_OUTLIERS,
-                 ratio: float = OUTLIER_RATIO) -> None:
+                 ratio: float = OUTLIER_RATIO, kernels: ctypes.CDLL | None = None) -> None:
         super().__init__()
-        self.int8 = int8_linear(linear.weight, linear.bias)
+        self.int8 = int8_linear(linear.weight, linear.bias, kernels)
         # Input-major, so that a channel's weights are one row (an embedding-bag table).
         self.rows = linear.weight.detach().t().contiguous().to(torch.bfloat16)
         self.prompt_outliers = min(outliers, linear.in_features)
         self.ratio = ratio
         self.picked = self.calls = 0  # channels taken out at one-token calls, for weight_bytes
+        if kernels is not None:
+            self.filled = torch.empty(linear.in_features)
+            self.channels = torch.empty(linear.in_features, dtype=torch.int64)
+            self.sums = torch.empty(linear.out_features)
 
     @property
     def outliers(self) -> float:
@@ -92,6 +136,19 @@ class OutlierInt8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
         tokens = flat.shape[0]
+        if self.int8.one_token(flat):
+            flat = flat.contiguous()
+            out = flat.new_empty(1, self.int8.out_features)
+            x_ptr, k, w, scales, col_sums, bias, n, out_ptr, work = self.int8.kernel_args(
+                flat, out)
+            picked = self.int8.kernels.qa_outlier_linear_1(
+                x_ptr, k, self.ratio, w, scales, col_sums, bias, self.rows.data_ptr(), n,
+                out_ptr, self.filled.data_ptr(), self.channels.data_ptr(), work,
+                torch.get_num_threads(), self.sums.data_ptr())
+            if picked >= 0:  # else a magnitude sits on the threshold: torch decides below
+                self.picked += picked
+                self.calls += 1
+                return out.reshape(*x.shape[:-1], out.shape[-1])
         if tokens == 1:
             size = flat[0].abs()
             channels = (size > size.mean() * self.ratio).nonzero().view(-1)
@@ -100,6 +157,8 @@ class OutlierInt8Linear(torch.nn.Module):
         else:
             channels = flat.abs().amax(dim=0).topk(self.prompt_outliers).indices
         out = self.int8(flat.index_fill(1, channels, 0.0))
+        if channels.numel() == 0:
+            return out.reshape(*x.shape[:-1], out.shape[-1])
         # Per token (one bag each): the sum of the outlier channels' weight rows, weighted by
         # the token's values in those channels.
         out += torch.nn.functional.embedding_bag(

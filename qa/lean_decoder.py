@@ -9,6 +9,7 @@ into one (query/key/value; the MLP's gate/up), in int8 (`int8=True`) or in the m
 from __future__ import annotations
 
 import copy
+import ctypes
 from typing import Any
 
 import torch
@@ -58,16 +59,16 @@ class KVCache:
 class _Layer(torch.nn.Module):
     """One decoder layer's weights, its paired linear layers fused."""
 
-    def __init__(self, layer: Any, int8: bool) -> None:
+    def __init__(self, layer: Any, int8: bool, kernels: ctypes.CDLL | None = None) -> None:
         super().__init__()
         attn, mlp = layer.self_attn, layer.mlp
         self.input_norm = layer.input_layernorm.weight.detach()
         self.post_norm = layer.post_attention_layernorm.weight.detach()
         if int8:
-            self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj)
-            self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias)
-            self.gate_up = fused_int8_linear(mlp.gate_proj, mlp.up_proj)
-            self.down = OutlierInt8Linear(mlp.down_proj)
+            self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj, kernels=kernels)
+            self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias, kernels)
+            self.gate_up = fused_int8_linear(mlp.gate_proj, mlp.up_proj, kernels=kernels)
+            self.down = OutlierInt8Linear(mlp.down_proj, kernels=kernels)
             self.input_norm, self.post_norm = self.input_norm.float(), self.post_norm.float()
         else:
             self.qkv = _fused_linear(attn.q_proj, attn.k_proj, attn.v_proj)
@@ -104,9 +105,11 @@ class LeanDecoder(torch.nn.Module):
     """Forward passes of a loaded Qwen2-style causal LM (transformers) over a KVCache.
 
     It copies or converts the weights it needs, so the transformers model can be dropped.
-    int8=True: linear layers in int8 and float32 activations; else the model's dtype."""
+    int8=True: linear layers in int8 and float32 activations (one-token calls through kernels,
+    qa.native_kernels, where given); else the model's dtype."""
 
-    def __init__(self, model: Any, int8: bool = False) -> None:
+    def __init__(self, model: Any, int8: bool = False, kernels: ctypes.CDLL | None = None
+                 ) -> None:
         super().__init__()
         config = model.config
         check_supported(config)
@@ -114,9 +117,9 @@ class LeanDecoder(torch.nn.Module):
         self.dtype = torch.float32 if int8 else model.dtype
         self.embed = inner.embed_tokens.weight.detach()  # rows become self.dtype when read
         head = model.get_output_embeddings()
-        self.head = int8_linear(head.weight, head.bias) if int8 else head
+        self.head = int8_linear(head.weight, head.bias, kernels) if int8 else head
         self.final_norm = inner.norm.weight.detach().to(self.dtype)
-        self.layers = torch.nn.ModuleList(_Layer(layer, int8) for layer in inner.layers)
+        self.layers = torch.nn.ModuleList(_Layer(layer, int8, kernels) for layer in inner.layers)
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads

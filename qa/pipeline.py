@@ -55,7 +55,7 @@ def load_warm_generator(settings: Settings, name: str | None = None,
     """The named model (default: the settings') loaded once, with the fixed answer-prompt
     prefix already evaluated so the first question does not pay for it."""
     generator = load_generator(name or settings.model, settings.cache_dir, settings.threads,
-                               report, settings.backend)
+                               report, settings.backend, settings.native_kernels)
     generator.keep_prefix(answer_prefix())
     return generator
 
