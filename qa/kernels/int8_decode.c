@@ -73,6 +73,18 @@ static void products(const uint8_t *xq, const int8_t *w, int64_t k, int64_t begi
         const int8_t *r = w + j * k;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t c = 0; c < full; c += 64) {
+#ifdef PF
+            _mm_prefetch((const char *)(r + c + PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(r + k + c + PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(r + 2 * k + c + PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(r + 3 * k + c + PF), _MM_HINT_T0);
+#endif
+#ifdef PFL2
+            _mm_prefetch((const char *)(r + c + PFL2), _MM_HINT_T1);
+            _mm_prefetch((const char *)(r + k + c + PFL2), _MM_HINT_T1);
+            _mm_prefetch((const char *)(r + 2 * k + c + PFL2), _MM_HINT_T1);
+            _mm_prefetch((const char *)(r + 3 * k + c + PFL2), _MM_HINT_T1);
+#endif
             __m512i xv = _mm512_loadu_si512(xq + c);
             a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(r + c));
             a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(r + k + c));
