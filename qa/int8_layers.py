@@ -50,6 +50,11 @@ class Int8Linear(torch.nn.Module):
             self.scales = quantized.q_per_channel_scales().float().contiguous()
             self.col_sums = self.rows.sum(dim=1, dtype=torch.int32)
             self.work = torch.empty(self.in_features, dtype=torch.uint8)
+            # The arguments between input and output, the same every call (weights never move).
+            self.fixed_args = (self.in_features, self.rows.data_ptr(), self.scales.data_ptr(),
+                               self.col_sums.data_ptr(),
+                               None if self.bias is None else self.bias.data_ptr(),
+                               self.out_features)
 
     def one_token(self, x: torch.Tensor) -> bool:
         """Whether a call with x takes the native kernels."""
@@ -59,15 +64,10 @@ class Int8Linear(torch.nn.Module):
         if not self.one_token(x):
             return self.packed(x)
         x = x.contiguous()
-        out = x.new_empty(1, self.out_features)
-        self.kernels.qa_int8_linear_1(*self.kernel_args(x, out), torch.get_num_threads())
+        out = torch.empty(1, self.out_features)
+        self.kernels.qa_int8_linear_1(x.data_ptr(), *self.fixed_args, out.data_ptr(),
+                                      self.work.data_ptr(), torch.get_num_threads())
         return out
-
-    def kernel_args(self, x: torch.Tensor, out: torch.Tensor) -> tuple:
-        """The arguments of qa_int8_linear_1 before the thread count."""
-        return (x.data_ptr(), self.in_features, self.rows.data_ptr(), self.scales.data_ptr(),
-                self.col_sums.data_ptr(), None if self.bias is None else self.bias.data_ptr(),
-                self.out_features, out.data_ptr(), self.work.data_ptr())
 
 
 def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -127,6 +127,8 @@ class OutlierInt8Linear(torch.nn.Module):
             self.filled = torch.empty(linear.in_features)
             self.channels = torch.empty(linear.in_features, dtype=torch.int64)
             self.sums = torch.empty(linear.out_features)
+            self.outlier_args = (ratio, self.rows.data_ptr(), self.filled.data_ptr(),
+                                 self.channels.data_ptr(), self.sums.data_ptr())
 
     @property
     def outliers(self) -> float:
@@ -138,13 +140,10 @@ class OutlierInt8Linear(torch.nn.Module):
         tokens = flat.shape[0]
         if self.int8.one_token(flat):
             flat = flat.contiguous()
-            out = flat.new_empty(1, self.int8.out_features)
-            x_ptr, k, w, scales, col_sums, bias, n, out_ptr, work = self.int8.kernel_args(
-                flat, out)
+            out = torch.empty(1, self.int8.out_features)
             picked = self.int8.kernels.qa_outlier_linear_1(
-                x_ptr, k, self.ratio, w, scales, col_sums, bias, self.rows.data_ptr(), n,
-                out_ptr, self.filled.data_ptr(), self.channels.data_ptr(), work,
-                torch.get_num_threads(), self.sums.data_ptr())
+                flat.data_ptr(), *self.int8.fixed_args, out.data_ptr(),
+                self.int8.work.data_ptr(), torch.get_num_threads(), *self.outlier_args)
             if picked >= 0:  # else a magnitude sits on the threshold: torch decides below
                 self.picked += picked
                 self.calls += 1

@@ -63,9 +63,9 @@ def load(cache_dir: Path | None = None) -> ctypes.CDLL | None:
         detail = getattr(error, "stderr", "") or error
         print(f"qa: int8 decode kernels unavailable, using PyTorch's ({detail})", file=sys.stderr)
         return None
-    library.qa_int8_linear_1.argtypes = [_P, _N, _P, _P, _P, _P, _N, _P, _P, ctypes.c_int]
+    linear = [_P, _N, _P, _P, _P, _P, _N, _P, _P, ctypes.c_int]
+    library.qa_int8_linear_1.argtypes = linear
     library.qa_int8_linear_1.restype = None
-    library.qa_outlier_linear_1.argtypes = [_P, _N, ctypes.c_float, _P, _P, _P, _P, _P, _N, _P,
-                                            _P, _P, _P, ctypes.c_int, _P]
+    library.qa_outlier_linear_1.argtypes = [*linear, ctypes.c_float, _P, _P, _P, _P]
     library.qa_outlier_linear_1.restype = _N
     return library

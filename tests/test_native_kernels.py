@@ -67,12 +67,10 @@ def test_a_magnitude_on_the_threshold_is_left_to_torch(kernels: ctypes.CDLL) -> 
     native, plain = OutlierInt8Linear(linear, kernels=kernels), OutlierInt8Linear(linear)
     x = torch.ones(1, 64)
     x[0, 0] = 4.2  # the mean magnitude is 1.05: channel 0 sits on 4 times it
-    x_ptr, k, w, scales, col_sums, bias, n, out, work = native.int8.kernel_args(
-        x, torch.empty(1, 8))
+    out = torch.empty(1, 8)
     assert kernels.qa_outlier_linear_1(
-        x_ptr, k, 4.0, w, scales, col_sums, bias, native.rows.data_ptr(), n, out,
-        native.filled.data_ptr(), native.channels.data_ptr(), work, 1,
-        native.sums.data_ptr()) == -1
+        x.data_ptr(), *native.int8.fixed_args, out.data_ptr(), native.int8.work.data_ptr(), 1,
+        *native.outlier_args) == -1
     assert torch.equal(native(x), plain(x))
     assert native.calls == 1
 

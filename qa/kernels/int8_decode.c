@@ -73,18 +73,6 @@ static void products(const uint8_t *xq, const int8_t *w, int64_t k, int64_t begi
         const int8_t *r = w + j * k;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t c = 0; c < full; c += 64) {
-#ifdef PF
-            _mm_prefetch((const char *)(r + c + PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(r + k + c + PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(r + 2 * k + c + PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(r + 3 * k + c + PF), _MM_HINT_T0);
-#endif
-#ifdef PFL2
-            _mm_prefetch((const char *)(r + c + PFL2), _MM_HINT_T1);
-            _mm_prefetch((const char *)(r + k + c + PFL2), _MM_HINT_T1);
-            _mm_prefetch((const char *)(r + 2 * k + c + PFL2), _MM_HINT_T1);
-            _mm_prefetch((const char *)(r + 3 * k + c + PFL2), _MM_HINT_T1);
-#endif
             __m512i xv = _mm512_loadu_si512(xq + c);
             a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(r + c));
             a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(r + k + c));
@@ -153,15 +141,16 @@ static inline float bf16_round(float v, int ties_even) {
     return v;
 }
 
-/* The one-token call of qa.int8_layers.OutlierInt8Linear: the channels above ratio times the
- * mean magnitude are zeroed in the int8 product and summed over their bfloat16 weight rows
- * (rows: k x n), as torch's embedding_bag does (float sums in channel order, rounded to
- * bfloat16). Returns the number of such channels, or -1 (nothing written) when a magnitude is
- * so close to the threshold that the float32 mean torch computes might pick differently. */
-int64_t qa_outlier_linear_1(const float *x, int64_t k, float ratio, const int8_t *w,
-                            const float *w_scales, const int32_t *col_sums, const float *bias,
-                            const uint16_t *rows, int64_t n, float *out, float *filled,
-                            int64_t *channels, uint8_t *work, int threads, float *sums) {
+/* The one-token call of qa.int8_layers.OutlierInt8Linear (the first ten arguments as for
+ * qa_int8_linear_1): the channels above ratio times the mean magnitude are zeroed in the int8
+ * product and summed over their bfloat16 weight rows (rows: k x n), as torch's embedding_bag
+ * does (float sums in channel order, rounded to bfloat16). filled and channels hold k values,
+ * sums n. Returns the number of such channels, or -1 (nothing written) when a magnitude is so
+ * close to the threshold that the float32 mean torch computes might pick differently. */
+int64_t qa_outlier_linear_1(const float *x, int64_t k, const int8_t *w, const float *w_scales,
+                            const int32_t *col_sums, const float *bias, int64_t n, float *out,
+                            uint8_t *work, int threads, float ratio, const uint16_t *rows,
+                            float *filled, int64_t *channels, float *sums) {
     double total = 0;
     for (int64_t i = 0; i < k; i++) total += fabs((double)x[i]);
     double threshold = total / k * ratio, band = threshold * 1e-5;
@@ -192,7 +181,8 @@ int64_t qa_outlier_linear_1(const float *x, int64_t k, float ratio, const int8_t
                 __mmask16 m = end - j >= 16 ? 0xFFFF : (__mmask16)((1u << (end - j)) - 1);
                 __m512 r = _mm512_castsi512_ps(_mm512_slli_epi32(
                     _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + j)), 16));
-                _mm512_mask_storeu_ps(acc + j, m, _mm512_fmadd_ps(wv, r, _mm512_maskz_loadu_ps(m, acc + j)));
+                __m512 sum = _mm512_fmadd_ps(wv, r, _mm512_maskz_loadu_ps(m, acc + j));
+                _mm512_mask_storeu_ps(acc + j, m, sum);
             }
         }
         for (int64_t j = begin; j < end; j++) out[j] += bf16_round(acc[j], 0);
