@@ -177,6 +177,11 @@ int64_t qa_outlier_linear_1(const float *x, int64_t k, const int8_t *w, const fl
         for (int64_t c = 0; c < count; c++) {
             const __m512 wv = _mm512_set1_ps(bf16_round(x[channels[c]], 1));
             const uint16_t *row = rows + channels[c] * n;
+            if (c + 8 < count) { /* short rows: fetch one 8 ahead while this one is summed */
+                const char *ahead = (const char *)(rows + channels[c + 8] * n + begin);
+                for (int64_t b = 0; b < (end - begin) * 2; b += 64)
+                    _mm_prefetch(ahead + b, _MM_HINT_T0);
+            }
             for (int64_t j = begin; j < end; j += 16) {
                 __mmask16 m = end - j >= 16 ? 0xFFFF : (__mmask16)((1u << (end - j)) - 1);
                 __m512 r = _mm512_castsi512_ps(_mm512_slli_epi32(
