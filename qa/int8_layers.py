@@ -58,7 +58,8 @@ class Int8Linear(torch.nn.Module):
 
     def one_token(self, x: torch.Tensor) -> bool:
         """Whether a call with x takes the native kernels."""
-        return self.kernels is not None and x.dim() == 2 and x.shape[0] == 1
+        return (self.kernels is not None and x.dim() == 2 and x.shape[0] == 1
+                and x.dtype == torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.one_token(x):

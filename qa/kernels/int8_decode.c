@@ -66,7 +66,7 @@ static inline __m512i tail_load(const void *p, int64_t n) {
 
 /* acc[j] = sum_k xq[k] * w[j, k] for rows [begin, end), four neighbouring rows at a time. */
 static void products_block(const uint8_t *xq, const int8_t *w, int64_t k, int64_t begin,
-                     int64_t end, int32_t *acc) {
+                           int64_t end, int32_t *acc) {
     const int64_t full = k / 64 * 64;
     int64_t j = begin;
     for (; j + 4 <= end; j += 4) {
