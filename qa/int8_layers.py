@@ -157,11 +157,10 @@ class OutlierInt8Linear(torch.nn.Module):
         else:
             channels = flat.abs().amax(dim=0).topk(self.prompt_outliers).indices
         out = self.int8(flat.index_fill(1, channels, 0.0))
-        if channels.numel() == 0:
-            return out.reshape(*x.shape[:-1], out.shape[-1])
-        # Per token (one bag each): the sum of the outlier channels' weight rows, weighted by
-        # the token's values in those channels.
-        out += torch.nn.functional.embedding_bag(
-            channels.expand(tokens, -1), self.rows, mode="sum",
-            per_sample_weights=flat.index_select(1, channels).to(torch.bfloat16))
+        if channels.numel():  # (an empty bag is an error)
+            # Per token (one bag each): the sum of the outlier channels' weight rows, weighted
+            # by the token's values in those channels.
+            out += torch.nn.functional.embedding_bag(
+                channels.expand(tokens, -1), self.rows, mode="sum",
+                per_sample_weights=flat.index_select(1, channels).to(torch.bfloat16))
         return out.reshape(*x.shape[:-1], out.shape[-1])
