@@ -331,26 +331,44 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
 
 
 def serve(host: str, port: int, build_ui: Callable[..., Any] | None = None) -> None:
-    """Open (or rebuild) the index, start loading the model, and serve everything with uvicorn."""
+    """Serve everything with uvicorn: a start-up page at once, then the app, once the index is
+    opened (or rebuilt) and the app built; the model loads in the background after that.
+
+    An exception of start-up (a corpus with nothing to index, say) stops the server and is
+    raised here."""
     import uvicorn
 
     from qa.embedding import Embedder
-    from qa.progress import print_reporter
     from qa.session import LoadProgress, open_index
+    from qa.starting import StartingApp
 
     logging.basicConfig(level=logging.INFO)
-    settings = Settings.from_env()  # invalid values stop here
+    settings = Settings.from_env()  # invalid values stop here, before the port opens
     config = ApiConfig.from_settings(settings)
-    embedder = Embedder(threads=settings.threads)
-    index, note = open_index(settings, embedder, print_reporter)
-    if note:
-        log.warning(note)
     progress = LoadProgress()
-    qa = QA(settings, index, embedder, report=progress)
-    models = Models(qa, progress)
-    ui = build_ui(qa, models, note=note) if build_ui is not None else None
-    app = create_api(qa, models, settings, config=config, ui=ui, note=note)
-    models.load_in_background()
-    log.info("serving on http://%s:%d/ (widget: /widget.js, demo: /widget/demo, API docs: "
-             "/api/docs)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+
+    def build() -> FastAPI:
+        progress.text = "opening the index"
+        embedder = Embedder(threads=settings.threads)
+        index, note = open_index(settings, embedder, progress)
+        if note:
+            log.warning(note)
+        progress.text = "building the app"
+        qa = QA(settings, index, embedder, report=progress)
+        models = Models(qa, progress)
+        ui = build_ui(qa, models, note=note) if build_ui is not None else None
+        app = create_api(qa, models, settings, config=config, ui=ui, note=note)
+        progress.text = ""
+        models.load_in_background()
+        log.info("serving on http://%s:%d/ (widget: /widget.js, demo: /widget/demo, API docs: "
+                 "/api/docs)", host, port)
+        return app
+
+    def stop(_: BaseException) -> None:
+        server.should_exit = True
+
+    starting = StartingApp(build, lambda: progress.text, stop, model=settings.model)
+    server = uvicorn.Server(uvicorn.Config(starting, host=host, port=port, log_level="info"))
+    server.run()
+    if starting.error is not None:
+        raise starting.error

@@ -1,0 +1,115 @@
+"""The server's first minutes: an ASGI app that is up at once and says what start-up is doing
+(opening or rebuilding the index, building the app) until the real app is ready, then hands
+every request to it."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from fastapi import FastAPI
+
+log = logging.getLogger("qa.starting")
+RETRY_S = 5
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Starting…</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem}}
+.state{{color:#555}}</style></head>
+<body><h1>Starting…</h1><p>The question-answering app is getting ready; this page reloads
+by itself.</p><p class="state" id="qa-starting">{state}</p></body></html>
+"""
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+class StartingApp:
+    """Serves a start-up page at `/`, `/api/health` and 503s elsewhere while `build()` runs
+    in a thread, then runs the built app's lifespan and forwards everything to it.
+
+    `state()` says what start-up is doing; `failed(exc)` is called (in the event loop) when
+    `build()` raises, and `error` keeps the exception."""
+
+    def __init__(self, build: Callable[[], FastAPI], state: Callable[[], str],
+                 failed: Callable[[BaseException], None], model: str = "") -> None:
+        self.build = build
+        self.state = state
+        self.failed = failed
+        self.model = model
+        self.app: FastAPI | None = None
+        self.error: BaseException | None = None
+        self._stack = AsyncExitStack()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif self.app is not None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._starting(scope, send)
+        else:  # a websocket before the app exists: "try again later"
+            await send({"type": "websocket.close", "code": 1013})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                asyncio.get_running_loop().create_task(self._start())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._stack.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        built: asyncio.Future[FastAPI] = loop.create_future()
+
+        def run() -> None:
+            try:
+                app = self.build()
+            except Exception as exc:  # noqa: BLE001 - handed to the event loop below
+                loop.call_soon_threadsafe(built.set_exception, exc)
+            else:
+                loop.call_soon_threadsafe(built.set_result, app)
+
+        # A daemon thread, so that stopping the server during a long build does not wait for it.
+        threading.Thread(target=run, name="qa-start-up", daemon=True).start()
+        try:
+            app = await built
+            await self._stack.enter_async_context(app.router.lifespan_context(app))
+        except Exception as exc:  # noqa: BLE001 - reported by failed(), the server stops
+            log.error("start-up failed: %s", exc)
+            self.error = exc
+            self.failed(exc)
+            return
+        self.app = app
+
+    async def _starting(self, scope: Scope, send: Send) -> None:
+        state = self.state() or "starting"
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        if path == "/api/health" and method in ("GET", "HEAD"):
+            status, kind = 200, "application/json"
+            body = json.dumps({"status": "starting", "state": state,
+                               "model": {"name": self.model, "state": "waiting for start-up",
+                                         "ready": False}}).encode()
+        elif path == "/" and method in ("GET", "HEAD"):
+            status, kind = 200, "text/html; charset=utf-8"
+            body = PAGE.format(state=html.escape(state)).encode()
+        else:
+            status, kind = 503, "application/json"
+            body = json.dumps({"error": f"the app is starting ({state}); retry shortly"}).encode()
+        headers = [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode()),
+                   (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+        if status == 503:
+            headers.append((b"retry-after", str(RETRY_S).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
