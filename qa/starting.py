@@ -5,12 +5,12 @@ every request to it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import FastAPI
@@ -46,7 +46,8 @@ class StartingApp:
         self.model = model
         self.app: FastAPI | None = None
         self.error: BaseException | None = None
-        self._stack = AsyncExitStack()
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -62,9 +63,11 @@ class StartingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                asyncio.get_running_loop().create_task(self._start())
+                self._task = asyncio.get_running_loop().create_task(self._start())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._task is not None:
+                    self._task.cancel()  # a build still running is left to its daemon thread
                 await self._stack.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -75,11 +78,11 @@ class StartingApp:
 
         def run() -> None:
             try:
-                app = self.build()
+                outcome = (built.set_result, self.build())
             except Exception as exc:  # noqa: BLE001 - handed to the event loop below
-                loop.call_soon_threadsafe(built.set_exception, exc)
-            else:
-                loop.call_soon_threadsafe(built.set_result, app)
+                outcome = (built.set_exception, exc)
+            with contextlib.suppress(RuntimeError):  # the server stopped (loop closed) meanwhile
+                loop.call_soon_threadsafe(_settle, built, *outcome)
 
         # A daemon thread, so that stopping the server during a long build does not wait for it.
         threading.Thread(target=run, name="qa-start-up", daemon=True).start()
@@ -113,3 +116,8 @@ class StartingApp:
             headers.append((b"retry-after", str(RETRY_S).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+def _settle(future: asyncio.Future[Any], setter: Callable[[Any], None], value: Any) -> None:
+    if not future.cancelled():  # cancelled when the server stopped during the build
+        setter(value)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from gradio_client import Client
 
@@ -121,3 +122,25 @@ def test_app_py_reports_a_corpus_with_nothing_to_index_and_exits(tmp_path: Path)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == "app.py: error: no documents to index"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_stopping_during_the_build_does_not_wait_for_it(corpus_index, embedder) -> None:
+    gate, built = threading.Event(), threading.Event()
+
+    def build() -> FastAPI:
+        gate.wait(60)
+        try:
+            return create_api(QA(Settings.from_env(), corpus_index, embedder), mount_ui=False)
+        finally:
+            built.set()
+
+    starting = StartingApp(build, lambda: "opening the index", lambda exc: None)
+    with running(starting) as url:
+        assert httpx.get(f"{url}/", timeout=10).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/", timeout=10)  # stopped while the build still waits
+    gate.set()
+    assert built.wait(60)
+    time.sleep(0.5)  # the build thread hands its result to the closed loop: nothing breaks
+    assert starting.app is None and starting.error is None
