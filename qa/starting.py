@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import json
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 log = logging.getLogger("qa.starting")
 RETRY_S = 5
@@ -55,7 +55,7 @@ class StartingApp:
         elif self.app is not None:
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
-            await self._starting(scope, send)
+            await self._starting(scope)(scope, receive, send)
         else:  # a websocket before the app exists: "try again later"
             await send({"type": "websocket.close", "code": 1013})
 
@@ -96,26 +96,18 @@ class StartingApp:
             return
         self.app = app
 
-    async def _starting(self, scope: Scope, send: Send) -> None:
+    def _starting(self, scope: Scope) -> Response:
         state = self.state() or "starting"
         path, method = scope.get("path", ""), scope.get("method", "GET")
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
         if path == "/api/health" and method in ("GET", "HEAD"):
-            status, kind = 200, "application/json"
-            body = json.dumps({"status": "starting", "state": state,
-                               "model": {"name": self.model, "state": "waiting for start-up",
-                                         "ready": False}}).encode()
-        elif path == "/" and method in ("GET", "HEAD"):
-            status, kind = 200, "text/html; charset=utf-8"
-            body = PAGE.format(state=html.escape(state)).encode()
-        else:
-            status, kind = 503, "application/json"
-            body = json.dumps({"error": f"the app is starting ({state}); retry shortly"}).encode()
-        headers = [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode()),
-                   (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
-        if status == 503:
-            headers.append((b"retry-after", str(RETRY_S).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+            return JSONResponse({"status": "starting", "state": state,
+                                 "model": {"name": self.model, "state": "waiting for start-up",
+                                           "ready": False}}, headers=headers)
+        if path == "/" and method in ("GET", "HEAD"):
+            return HTMLResponse(PAGE.format(state=html.escape(state)), headers=headers)
+        return JSONResponse({"error": f"the app is starting ({state}); retry shortly"}, 503,
+                            headers={**headers, "Retry-After": str(RETRY_S)})
 
 
 def _settle(future: asyncio.Future[Any], setter: Callable[[Any], None], value: Any) -> None:
