@@ -13,9 +13,9 @@ import time
 from common import ROOT, pct, peak_rss_mib, print_facts
 
 from qa import compute
+from qa.answer.pipeline import QA
+from qa.answer.prompting import answer_messages, answer_prefix
 from qa.config import BACKENDS, MODEL_NAMES, Settings
-from qa.pipeline import QA
-from qa.prompting import answer_messages, answer_prefix
 
 QUESTION = "What was agreed at the special event on countering terrorism?"
 
@@ -111,7 +111,7 @@ def main() -> None:
           f"{pct(ratios, 50):.0%}, range {min(ratios):.0%}-{max(ratios):.0%} ({args.runs} runs)")
     answer = qa.answer(QUESTION)
     sys.path.insert(0, str(ROOT))
-    from app import build_app
+    from qa.serve.gradio_app import build_app
 
     build_app(qa)
     print(f"{'answer':>12}: first token {answer.timings.get('first_token_ms', 0):.0f} ms, "

@@ -13,9 +13,9 @@ from pathlib import Path
 from common import SHARED_DATA, peak_rss_mib, print_facts
 
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.beir import beir_documents, load_beir
-from qa.store import build_index
+from qa.index.embedding import Embedder
+from qa.index.store import build_index
 
 
 def main() -> None:

@@ -38,14 +38,14 @@ def serve(port: int, latency: float, slots: int, rate: float, burst: int) -> Non
     import uvicorn
 
     from qa.config import Settings
-    from qa.embedding import Embedder
-    from qa.limits import ApiConfig
-    from qa.session import open_index
+    from qa.index.embedding import Embedder
+    from qa.serve.state import open_index
 
     settings = Settings.from_env()
     embedder = Embedder(threads=settings.threads)
     index, _ = open_index(settings, embedder)
-    config = ApiConfig(rate_per_minute=rate, rate_burst=burst, max_generations=slots)
+    config = Settings.from_env(rate_limit_per_minute=rate, rate_limit_burst=burst,
+                               max_concurrent_generations=slots)
     uvicorn.run(load_app(index, embedder, latency, config), host="127.0.0.1", port=port,
                 log_level="warning")
 

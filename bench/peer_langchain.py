@@ -17,10 +17,10 @@ from pathlib import Path
 from common import SHARED_DATA, pct, print_facts
 
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.beir import beir_documents, collapse, load_beir, score_run
-from qa.retrieval import Retriever
-from qa.store import build_index
+from qa.index.embedding import Embedder
+from qa.index.store import build_index
+from qa.retrieve.hybrid import Retriever
 
 
 def langchain_embeddings(embedder: Embedder):

@@ -12,10 +12,10 @@ from pathlib import Path
 from common import SHARED_DATA, pct, peak_rss_mib, print_facts
 
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.beir import MODES, beir_documents, cached_index, load_beir
+from qa.index.embedding import Embedder
 from qa.progress import print_reporter
-from qa.retrieval import Retriever
+from qa.retrieve.hybrid import Retriever
 
 
 def main() -> None:

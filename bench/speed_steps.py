@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from common import ROOT, print_facts
 
+from qa.answer.pipeline import QA
+from qa.answer.prompting import answer_prefix
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.qa_eval import evaluate, read_questions
-from qa.generation import Generator, Message, load_generator
-from qa.pipeline import QA
-from qa.prompting import answer_prefix
-from qa.store import load_index
+from qa.generate.base import Generator, ReplyStream
+from qa.generate.registry import load_generator
+from qa.index.embedding import Embedder
+from qa.index.store import load_index
+from qa.types import Message
 
 # (label, backend, cache the fixed prefix, sentences per passage (0: whole chunk), top_k)
 STEPS = (
@@ -42,18 +43,26 @@ class Counted:
 
     def __init__(self, generator: Generator, cold: bool) -> None:
         self.generator = generator
-        self.name = generator.name
+        self.name, self.backend = generator.name, generator.backend
+        self.scores_alternatives = generator.scores_alternatives
         self.cold = cold
-        self.prompt_tokens: list[int] = []
+        self.prompt_sizes: list[int] = []
 
     def keep_prefix(self, messages: list[Message]) -> None:
         self.generator.keep_prefix([] if self.cold else messages)
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               alternative: str | None = None) -> ReplyStream:
         if self.cold:
             self.generator.keep_prefix([])
-        self.prompt_tokens.append(len(self.generator.prompt_tokens(messages)))
-        yield from self.generator.stream(messages, max_new_tokens)
+        self.prompt_sizes.append(len(self.generator.prompt_tokens(messages)))
+        return self.generator.stream(messages, max_new_tokens, alternative)
+
+    def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
+        return self.generator.prompt_tokens(messages, generation_prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return self.generator.count_tokens(text)
 
 
 def main() -> None:
@@ -79,7 +88,7 @@ def main() -> None:
         generator.keep_prefix(answer_prefix())
         settings = replace(base, backend=backend, window_sentences=window, top_k=top_k)
         report = evaluate(QA(settings, index, embedder, generator), rows)
-        prompt = sum(generator.prompt_tokens) / max(1, len(generator.prompt_tokens))
+        prompt = sum(generator.prompt_sizes) / max(1, len(generator.prompt_sizes))
         results.append({"step": label, "backend": backend, "prefix_cache": cached,
                         "window_sentences": window, "top_k": top_k,
                         "mean_prompt_tokens": round(prompt),

@@ -12,12 +12,12 @@ from pathlib import Path
 from common import SHARED_DATA, print_facts
 
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.beir import MODES, cached_index, collapse
 from qa.eval.metrics import mean, mrr_at_k, recall_at_k
 from qa.eval.squad import load_squad, sample_questions
+from qa.index.embedding import Embedder
 from qa.progress import print_reporter
-from qa.retrieval import Retriever
+from qa.retrieve.hybrid import Retriever
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import numpy as np
 from common import SHARED_DATA, print_facts
 
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.beir import beir_documents, cached_index, collapse, depth_for, load_beir, score_run
-from qa.lexical import BM25_PARAMS, bm25_scores, load_bm25, tokenize
+from qa.index.embedding import Embedder
+from qa.index.lexical import BM25_PARAMS, bm25_scores, load_bm25, tokenize
 from qa.progress import print_reporter
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     args = parser.parse_args()
     print_facts(f"fusion tuning on {args.beir.name} {args.split}")
-    from qa.retrieval import Retriever
+    from qa.retrieve.hybrid import Retriever
 
     settings = Settings.from_env()
     embedder = Embedder(threads=settings.threads)

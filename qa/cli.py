@@ -6,31 +6,23 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from qa.citations import strip_markers
-from qa.config import BACKENDS, MODEL_NAMES, Settings, SettingsError
+from qa.answer.citations import strip_markers
+from qa.config import BACKENDS, MODEL_NAMES, Settings
+from qa.errors import QAError, QuestionError, UsageError
 from qa.eval.commands import add_eval_commands, run_eval_command
-from qa.generation import Message
-from qa.models import ModelUnavailable
-from qa.types import Answer
+from qa.types import Answer, Message
 
 if TYPE_CHECKING:
-    from qa.pipeline import QA
-
-
-class CliError(Exception):
-    """An error to print as one line, with an exit status."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
+    from qa.answer.pipeline import QA
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise CliError(f"{message} (see: {self.prog} --help)", 2)
+        raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the chat UI, the HTTP API and the widget")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--corpus", type=Path, help="documents to serve (default: corpus/)")
+    serve.add_argument("--index", type=Path, help="index folder (default: index/)")
 
     evaluate = sub.add_parser("eval", help="measure quality")
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, parser_class=_Parser)
@@ -82,35 +76,31 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         settings = Settings.from_env(model=getattr(args, "model", None),
                                      backend=getattr(args, "backend", None),
-                                     top_k=getattr(args, "top_k", None))
+                                     top_k=getattr(args, "top_k", None),
+                                     corpus_dir=getattr(args, "corpus", None))
         if args.command == "index":
             return _index(args, settings)
         if args.command == "ask":
             return _ask(args, settings)
         if args.command == "serve":
-            from qa.api import serve
+            from qa.serve.server import serve
 
-            serve(args.host, args.port)
+            serve(args.host, args.port, replace(settings, index_dir=args.index or
+                                                settings.index_dir))
             return 0
         return _eval(args, settings)
-    except CliError as exc:
+    except QAError as exc:  # meant for the user; anything else is a bug and shows as one
         print(f"qa: error: {exc}", file=sys.stderr)
-        return exc.status
-    except (SettingsError, ValueError) as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return 2
-    except (ModelUnavailable, RuntimeError, OSError) as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_status
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         return 130
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.embedding import Embedder
+    from qa.index.embedding import Embedder
+    from qa.index.store import build_index, stale_reasons
     from qa.progress import print_reporter
-    from qa.store import build_index, stale_reasons
 
     paths = args.paths or [settings.corpus_dir]
     embedder = Embedder(threads=settings.threads)
@@ -132,18 +122,14 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> QA:
-    from qa.pipeline import QA
-    from qa.store import IndexLoadError
+    from qa.answer.pipeline import QA
 
-    try:
-        return QA.from_settings(settings, args.index)
-    except IndexLoadError as exc:
-        raise CliError(str(exc)) from None
+    return QA.from_settings(settings, args.index)
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.question is not None and not args.question.strip():
-        raise CliError("the question is empty", 2)
+        raise QuestionError("the question is empty")
     qa = _load(args, settings)
     if args.question is None:
         return _interactive(qa, args)
@@ -169,7 +155,7 @@ def _stream_answer(qa: QA, question: str, history: list[Message],
         elif event.answer is not None:
             answer = event.answer
     if answer is None:
-        raise CliError("the answer stream ended without a result")
+        raise RuntimeError("the answer stream ended without a result")
     if answer.refused and shown.strip() != answer.text:
         print(f"\n-> not supported by the passages, so: {answer.text}")
     elif strip_markers(answer.text) != strip_markers(shown):
@@ -200,8 +186,6 @@ def format_sources(answer: Answer) -> str:
 
 
 def _interactive(qa: QA, args: argparse.Namespace) -> int:
-    from qa.pipeline import QuestionError
-
     print(f"Ask about {len(qa.index.documents)} document(s); model {qa.model_name}. "
           "Empty line or Ctrl-D to quit.")
     history: list[Message] = []

@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from qa.errors import SettingsError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MODEL_NAMES = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
-FUSION_METHODS = ("rrf", "weighted")
-BACKENDS = ("transformers-int8", "llama.cpp", "transformers")
+_CHECKOUT = Path(__file__).resolve().parent.parent
+# A source checkout keeps corpus/ and index/ beside the package; an installed package (in
+# site-packages) looks for them in the working directory.
+PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
+
+ModelName = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
+Fusion = Literal["rrf", "weighted"]
+Backend = Literal["transformers-int8", "llama.cpp", "transformers"]
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
+FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
+DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 
 
-class SettingsError(ValueError):
-    """A setting has an invalid value."""
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Comma-separated origins (`scheme://host[:port]`, port `*` = any, or just `*`).
+
+    Raises SettingsError naming the first entry that is not an origin.
+    """
+    origins = []
+    for raw in text.split(","):
+        entry = raw.strip().rstrip("/").lower()
+        if not entry:
+            continue
+        if entry != "*" and not ORIGIN.match(entry):
+            raise SettingsError(f"{raw.strip()!r} is not an origin like https://example.org "
+                                "or http://localhost:*")
+        origins.append(entry)
+    return tuple(origins)
 
 
 @dataclass(frozen=True)
@@ -32,7 +57,7 @@ class Settings:
     top_k: int = 3
     window_sentences: int = 2  # 0: whole chunks in the prompt; n: n sentences around the best
     candidates: int = 30
-    fusion: str = "weighted"
+    fusion: Fusion = "weighted"
     rrf_k: int = 60
     dense_weight: float = 0.7
     min_dense_score: float = 0.25
@@ -40,8 +65,8 @@ class Settings:
     # Refuse an answer when the model gave the refusal itself a log-probability above this
     # (-2.0: about 13.5%) as its reply. 0 turns the check off. Set on SQuAD v2.0 (BENCHMARKS.md).
     refusal_logprob: float = -2.0
-    model: str = "qwen2.5-coder-1.5b"
-    backend: str = "transformers-int8"
+    model: ModelName = "qwen2.5-coder-1.5b"
+    backend: Backend = "transformers-int8"
     max_new_tokens: int = 160
     threads: int = 2
     # The int8 backend's decode steps through qa/kernels (compiled on first use; AVX-512 VNNI).
@@ -49,7 +74,7 @@ class Settings:
     max_question_chars: int = 2000
     max_upload_mb: float = 10.0  # per uploaded file in the app
     max_upload_files: int = 5  # per upload in the app
-    # HTTP API and widget (qa/api.py): CORS allow-list (comma separated; empty = localhost
+    # HTTP API and widget (qa/serve): CORS allow-list (comma separated; empty = localhost
     # only, plus the Space's own address on Hugging Face) and abuse bounds.
     allowed_origins: str = ""
     rate_limit_per_minute: float = 12.0
@@ -87,8 +112,7 @@ class Settings:
             raise SettingsError("chunk_tokens must be at most 256 (the embedder's input limit)")
         if self.candidates < self.top_k:
             raise SettingsError("candidates must be at least top_k")
-        if self.fusion not in FUSION_METHODS:
-            raise SettingsError(f"fusion must be one of {', '.join(FUSION_METHODS)}")
+        one_of("fusion", self.fusion, FUSION_METHODS)
         for name in ("dense_weight", "min_support"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} must be between 0 and 1")
@@ -98,14 +122,30 @@ class Settings:
             raise SettingsError("min_dense_score must be between -1 and 1")
         if self.window_sentences < 0:
             raise SettingsError(f"window_sentences must be 0 or more, got {self.window_sentences}")
+        try:
+            parse_origins(self.allowed_origins)
+        except SettingsError as exc:
+            raise SettingsError(f"allowed_origins: {exc}") from None
         if self.proxy_hops < 0:
             raise SettingsError(f"proxy_hops must be 0 or more, got {self.proxy_hops}")
-        if self.backend not in BACKENDS:
-            raise SettingsError(
-                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.model not in MODEL_NAMES:
-            raise SettingsError(
-                f"model must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")
+        one_of("backend", self.backend, BACKENDS)
+        one_of("model", self.model, MODEL_NAMES)
+
+    def origins(self, environ: dict[str, str] | None = None) -> tuple[str, ...]:
+        """The origins allowed to use the API: allowed_origins, or by default localhost only,
+        plus on a Space (SPACE_HOST set) its own https address."""
+        env = os.environ if environ is None else environ
+        raw = self.allowed_origins.strip()
+        if raw:
+            return parse_origins(raw)
+        space = env.get("SPACE_HOST", "").strip()  # set by Hugging Face Spaces
+        return (*DEFAULT_ORIGINS, f"https://{space.lower()}") if space else DEFAULT_ORIGINS
+
+
+def one_of(name: str, value: object, options: tuple[str, ...]) -> None:
+    """SettingsError unless value is one of the closed set of options."""
+    if value not in options:
+        raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:

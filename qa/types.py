@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Message = dict[str, str]  # one chat message: {"role": ..., "content": ...}
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
 
 
 @dataclass(frozen=True)

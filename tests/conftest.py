@@ -13,8 +13,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.store import Index, build_index
+from qa.index.embedding import Embedder
+from qa.index.store import Index, build_index
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -1,13 +1,39 @@
-"""A deterministic generator implementing the real Generator interface, for plumbing tests."""
+"""Deterministic generators implementing the real Generator contract, for plumbing tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qa.generation import Message, ScoredStream
+from qa.config import Backend
+from qa.generate.base import ReplyStream
+from qa.types import Message
 
 
-class ScriptedGenerator:
+class FakeGenerator:
+    """The Generator contract over `pieces()`, which subclasses write; no model behind it."""
+
+    name = "fake"
+    backend: Backend = "transformers"
+    scores_alternatives = False
+
+    def pieces(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+        raise NotImplementedError
+
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               alternative: str | None = None) -> ReplyStream:
+        return ReplyStream(self.pieces(messages, max_new_tokens))
+
+    def keep_prefix(self, messages: list[Message]) -> None:
+        self.prefix = messages
+
+    def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
+        return [len(word) for m in messages for word in m["content"].split()]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+class ScriptedGenerator(FakeGenerator):
     """Replies with a fixed script, split into small pieces; records what it was asked."""
 
     name = "scripted"
@@ -17,32 +43,33 @@ class ScriptedGenerator:
         self.piece = piece
         self.calls: list[list[Message]] = []
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+    def pieces(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
         self.calls.append(messages)
         reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
         for i in range(0, len(reply), self.piece):
             yield reply[i:i + self.piece]
 
-    def keep_prefix(self, messages: list[Message]) -> None:
-        self.prefix = messages
-
 
 class ScoringScriptedGenerator(ScriptedGenerator):
-    """A ScriptedGenerator that also reports a fixed log-probability for the alternative reply
-    (the ScoringGenerator interface), once its script has been read to the end."""
+    """A ScriptedGenerator that scores alternatives: it reports a fixed log-probability for the
+    alternative reply once its script has been read to the end."""
+
+    scores_alternatives = True
 
     def __init__(self, *replies: str, alternative_logprob: float) -> None:
         super().__init__(*replies)
         self.alternative_logprob = alternative_logprob
         self.alternatives: list[str] = []
 
-    def stream_scored(self, messages: list[Message], max_new_tokens: int,
-                      alternative: str) -> ScoredStream:
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               alternative: str | None = None) -> ReplyStream:
+        if alternative is None:
+            return super().stream(messages, max_new_tokens)
         self.alternatives.append(alternative)
-        scored = ScoredStream()
+        scored = ReplyStream()
 
         def pieces() -> Iterator[str]:
-            yield from self.stream(messages, max_new_tokens)
+            yield from self.pieces(messages, max_new_tokens)
             scored.alternative_logprob = self.alternative_logprob
 
         scored.pieces = pieces()

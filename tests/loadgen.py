@@ -15,14 +15,14 @@ from typing import Any
 
 import httpx
 
-from qa.api import create_api
+from qa.answer.pipeline import QA
 from qa.config import Settings
-from qa.embedding import Embedder
 from qa.eval.metrics import percentile
-from qa.generation import Message
-from qa.limits import ApiConfig
-from qa.pipeline import QA
-from qa.store import Index
+from qa.index.embedding import Embedder
+from qa.index.store import Index
+from qa.serve.api import create_api
+from qa.types import Message
+from tests.fakes import FakeGenerator
 
 QUESTION = "Which countries were granted full membership of the SCO?"
 REPLY = "India and Pakistan were granted full membership [1]."
@@ -30,25 +30,25 @@ TIMEOUT_S = 30.0  # a request without an answer by then counts as a hang (status
 REJECTED = (429, 503)  # the overload answers: rate limited, busy
 
 
-class FixedLatencyGenerator:
-    """Streams the same reply in `pieces` parts spread over `latency` seconds."""
+class FixedLatencyGenerator(FakeGenerator):
+    """Streams the same reply in `parts` parts spread over `latency` seconds."""
 
     name = "fixed-latency"
 
-    def __init__(self, latency: float, reply: str = REPLY, pieces: int = 8) -> None:
-        self.latency, self.reply, self.pieces = latency, reply, pieces
+    def __init__(self, latency: float, reply: str = REPLY, parts: int = 8) -> None:
+        self.latency, self.reply, self.parts = latency, reply, parts
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
-        size = -(-len(self.reply) // self.pieces)
+    def pieces(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+        size = -(-len(self.reply) // self.parts)
         for i in range(0, len(self.reply), size):
-            time.sleep(self.latency / self.pieces)
+            time.sleep(self.latency / self.parts)
             yield self.reply[i:i + size]
 
 
-def load_app(index: Index, embedder: Embedder, latency: float, config: ApiConfig) -> Any:
+def load_app(index: Index, embedder: Embedder, latency: float, config: Settings) -> Any:
     """The real API (without the Gradio UI) over index, answering with a fixed latency."""
     qa = QA(Settings.from_env(), index, embedder, FixedLatencyGenerator(latency))
-    return create_api(qa, config=config, mount_ui=False)
+    return create_api(qa, settings=config, mount_ui=False)
 
 
 @dataclass(frozen=True)

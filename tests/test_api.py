@@ -16,21 +16,19 @@ import uvicorn
 from fastapi import FastAPI
 from gradio_client import Client
 
-from app import EMPTY_SOURCES
-from qa.api import MAX_HISTORY, create_api
+from qa.answer.pipeline import QA
 from qa.config import Settings
-from qa.generation import Message
-from qa.limits import (
-    MAX_BODY_BYTES,
-    ApiConfig,
-)
-from qa.pipeline import QA
-from qa.session import Models
+from qa.serve.api import create_api
+from qa.serve.gradio_app import EMPTY_SOURCES
+from qa.serve.middleware import MAX_BODY_BYTES
+from qa.serve.routes import MAX_HISTORY
+from qa.serve.state import Models
+from qa.types import Message
 from tests.fakes import ScriptedGenerator
 from tests.test_app import MEMBERS, free_port
 
 REPLY = "India and Pakistan were granted full membership [1]."
-OPEN = ApiConfig(rate_per_minute=6000, rate_burst=1000)  # no rate limit in the way
+OPEN = Settings.from_env(rate_limit_per_minute=6000, rate_limit_burst=1000)  # no rate limit
 
 
 class PacedGenerator(ScriptedGenerator):
@@ -44,10 +42,10 @@ class PacedGenerator(ScriptedGenerator):
         self.started, self.closed = threading.Event(), threading.Event()
         self.produced = 0
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+    def pieces(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
         self.started.set()
         try:
-            for piece in super().stream(messages, max_new_tokens):
+            for piece in super().pieces(messages, max_new_tokens):
                 if self.gate is not None:
                     self.gate.wait(60)
                 time.sleep(self.delay)
@@ -85,11 +83,11 @@ def serve(corpus_index, embedder) -> Iterator[Serve]:
     with contextlib.ExitStack() as stack:
 
         def start(*replies: str, generator: ScriptedGenerator | None = None,
-                  config: ApiConfig = OPEN, mount_ui: bool = False,
+                  config: Settings = OPEN, mount_ui: bool = False,
                   models: Callable[[QA], Models] | None = None) -> tuple[str, Any, QA]:
             generator = generator or ScriptedGenerator(*(replies or (REPLY,)))
             qa = QA(Settings.from_env(), corpus_index, embedder, generator)
-            app = create_api(qa, models(qa) if models else None, config=config,
+            app = create_api(qa, models(qa) if models else None, settings=config,
                              mount_ui=mount_ui)
             return stack.enter_context(running(app)), generator, qa
 
@@ -274,8 +272,8 @@ def cors_headers(reply: httpx.Response) -> dict[str, str]:
 
 
 def test_cors_allows_listed_origins_only(serve: Serve) -> None:
-    config = ApiConfig(allowed_origins=("https://site.example", "http://localhost:*"),
-                       rate_per_minute=600, rate_burst=100)
+    config = Settings.from_env(allowed_origins="https://site.example,http://localhost:*",
+                       rate_limit_per_minute=600, rate_limit_burst=100)
     url, generator, _ = serve(config=config)
     port = url.rsplit(":", 1)[1]
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -310,14 +308,14 @@ def test_cors_allows_listed_origins_only(serve: Serve) -> None:
 
 
 def test_wildcard_origin_never_comes_with_credentials(serve: Serve) -> None:
-    url, _, _ = serve(config=ApiConfig(allowed_origins=("*",)))
+    url, _, _ = serve(config=Settings.from_env(allowed_origins="*"))
     reply = httpx.get(f"{url}/api/health", headers={"Origin": "https://any.example"})
     assert reply.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in reply.headers
 
 
 def test_rate_limit_answers_429_with_retry_after_per_address(serve: Serve) -> None:
-    config = ApiConfig(rate_per_minute=1, rate_burst=2)
+    config = Settings.from_env(rate_limit_per_minute=1, rate_limit_burst=2)
     url, _, _ = serve(config=config)
     headers = {"Origin": "http://localhost:3000"}
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -380,7 +378,8 @@ def test_client_disconnect_stops_generation(serve: Serve) -> None:
 def test_answers_are_cut_at_the_time_limit(serve: Serve) -> None:
     generator = PacedGenerator("India and Pakistan " * 100 + "[1].", delay=0.1)
     url, _, _ = serve(generator=generator,
-                      config=ApiConfig(max_answer_seconds=2, rate_per_minute=600, rate_burst=50))
+                      config=Settings.from_env(max_answer_seconds=2, rate_limit_per_minute=600,
+                                               rate_limit_burst=50))
     with httpx.stream("POST", f"{url}/api/ask/stream", json={"question": MEMBERS},
                       timeout=60) as reply:
         events = list(sse(reply.iter_lines()))

@@ -11,10 +11,11 @@ import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 
-from app import EMPTY_SOURCES, build_app
-from qa.config import Settings, SettingsError
-from qa.pipeline import QA
-from qa.session import Models, UploadError, check_uploads, open_index
+from qa.answer.pipeline import QA
+from qa.config import Settings
+from qa.errors import SettingsError, UploadError
+from qa.serve.gradio_app import EMPTY_SOURCES, build_app
+from qa.serve.state import Models, check_uploads, open_index
 from tests.browser import ARTIFACTS, chromium
 from tests.fakes import ScriptedGenerator
 

@@ -7,9 +7,9 @@ from itertools import pairwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunking import chunk_document, sentence_spans
-from qa.corpus import document_id
-from qa.embedding import Embedder
+from qa.index.embedding import Embedder
+from qa.ingest.chunking import chunk_document, sentence_spans
+from qa.ingest.corpus import document_id
 from qa.types import Document
 from tests.conftest import ARTICLE
 

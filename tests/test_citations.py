@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa.citations import (
+from qa.answer.citations import (
     MarkerStream,
     clean_markers,
     find_markers,

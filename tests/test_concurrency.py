@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.answer.pipeline import QA
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.pipeline import QA
-from qa.store import Index, build_index, load_index
+from qa.index.embedding import Embedder
+from qa.index.store import Index, build_index, load_index
 from qa.types import Hit
 from tests.conftest import ARTICLE
 from tests.fakes import ScriptedGenerator

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.config import Settings, SettingsError
+from qa.config import Settings
+from qa.errors import SettingsError
 
 
 def test_path_settings_from_the_environment_are_paths(tmp_path: Path) -> None:

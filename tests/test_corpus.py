@@ -1,4 +1,5 @@
-"""Tests for qa.corpus: loading txt/md/html/pdf files and folders, with skips for bad files."""
+"""Tests for qa.ingest.corpus: loading txt/md/html/pdf files and folders, with skips for bad
+files."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfWriter
 
-from qa.corpus import SUPPORTED_SUFFIXES, Skipped, document_id, load_paths
-from qa.models import sha256_file
+from qa.files import sha256_file
+from qa.ingest.corpus import SUPPORTED_SUFFIXES, Skipped, document_id, load_paths
 from qa.types import Document
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -8,24 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import document_id
-from qa.eval.beir import (
-    BeirFormatError,
-    beir_documents,
-    beir_text,
-    collapse,
-    load_beir,
-    score_run,
-)
+from qa.errors import BeirFormatError, SquadFormatError
+from qa.eval.beir import beir_documents, beir_text, collapse, load_beir, score_run
 from qa.eval.commands import add_eval_commands
-from qa.eval.squad import (
-    SquadFormatError,
-    SquadQuestion,
-    load_squad,
-    sample_questions,
-    score_prediction,
-    summarize,
-)
+from qa.eval.squad import SquadQuestion, load_squad, sample_questions, score_prediction, summarize
+from qa.ingest.corpus import document_id
 from qa.types import Chunk, Hit
 
 SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scifact"

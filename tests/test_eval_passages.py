@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qa.config import Settings
 from qa.eval.passages import evaluate_passages, gold_rank
-from qa.retrieval import Retriever
+from qa.retrieve.hybrid import Retriever
 
 ROWS = [
     {"id": "a", "q": "Who became full members of the organisation?",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qa.answer.pipeline import QA, clean_text
 from qa.config import Settings
-from qa.pipeline import QA, QuestionError, clean_text
+from qa.errors import QuestionError
 from tests.fakes import ScriptedGenerator
 
 ODD = st.sampled_from(["\x00", "\ud800", "\udfff", "\u202e", "\u200b", "\ufeff", "\u0301",

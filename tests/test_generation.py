@@ -9,19 +9,15 @@ from pathlib import Path
 import pytest
 
 from qa import compute
+from qa.answer.pipeline import QA
+from qa.answer.prompting import REFUSAL, answer_messages, answer_prefix
 from qa.config import BACKENDS, Settings
-from qa.generation import Generator, load_generator
-from qa.models import (
-    GENERATORS,
-    ModelUnavailable,
-    assemble_gguf,
-    converted_dir,
-    embedder_path,
-    part_files,
-    sha256_file,
-)
-from qa.pipeline import QA
-from qa.prompting import REFUSAL, answer_messages, answer_prefix
+from qa.errors import ModelUnavailable
+from qa.files import sha256_file
+from qa.generate.base import Generator
+from qa.generate.models import GENERATORS, assemble_gguf, converted_dir, part_files
+from qa.generate.registry import load_generator
+from qa.index.embedding import embedder_path
 
 COUNT = [{"role": "user", "content": "Count from 1 to 5, separated by commas."}]
 
@@ -84,7 +80,7 @@ def test_max_new_tokens_bounds_the_reply(small: Generator) -> None:
     full = "".join(small.stream(COUNT, 30))
     short = "".join(small.stream(COUNT, 3))
     assert full.startswith(short) and len(short) < len(full)
-    assert small.count_tokens(short) <= 3  # type: ignore[attr-defined]
+    assert small.count_tokens(short) <= 3
 
 
 def test_closing_the_stream_stops_generation(small: Generator) -> None:
@@ -92,7 +88,7 @@ def test_closing_the_stream_stops_generation(small: Generator) -> None:
     stream = small.stream(COUNT, 50)
     first = next(stream)
     assert full.startswith(first)
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
     assert "".join(small.stream(COUNT, 30)) == full  # the lock was released
 
 
@@ -107,7 +103,7 @@ def test_prefix_cache_changes_speed_not_output(small: Generator, corpus_index,
     small.keep_prefix(answer_prefix())
     assert "".join(small.stream(COUNT, 20)) == count  # other prompts still work
     cached = "".join(small.stream(messages, 24))
-    if small.backend == "transformers-int8":  # type: ignore[attr-defined]
+    if small.backend == "transformers-int8":
         # int8 layers quantise each call's input as a whole: other call boundaries give
         # different numbers, enough to change the small model's reply. What must hold: a run
         # leaves the saved prefix untouched, so the next cached run gives the same reply.
@@ -117,12 +113,12 @@ def test_prefix_cache_changes_speed_not_output(small: Generator, corpus_index,
 
 
 def test_decoding_equals_transformers_generate(small: Generator) -> None:
-    if small.backend != "transformers":  # type: ignore[attr-defined]
+    if small.backend != "transformers":
         pytest.skip("the bf16 backend is the one with generate() to compare against")
     import torch
 
     small.keep_prefix([])
-    ids = small.prompt_tokens(COUNT)  # type: ignore[attr-defined]
+    ids = small.prompt_tokens(COUNT)
 
     def generate() -> str:
         out = small.runner.model.generate(  # type: ignore[attr-defined]
@@ -134,7 +130,7 @@ def test_decoding_equals_transformers_generate(small: Generator) -> None:
 
 
 def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> None:
-    if not small.backend.startswith("transformers"):  # type: ignore[attr-defined]
+    if not small.backend.startswith("transformers"):
         pytest.skip("llama.cpp has no torch module to hook (its steps go through compute.run)")
     seen: set[int] = set()
     hooks = [module.register_forward_pre_hook(lambda *_: seen.add(threading.get_ident()))
@@ -151,11 +147,11 @@ def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> No
 def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: Generator) -> None:
     import torch
 
-    if not hasattr(small, "stream_scored"):
+    if not small.scores_alternatives:
         pytest.skip("this backend does not score alternatives (the pipeline then skips the check)")
-    scored = small.stream_scored(COUNT, 30, REFUSAL)  # type: ignore[attr-defined]
+    scored = small.stream(COUNT, 30, alternative=REFUSAL)
     assert "".join(scored) == "".join(small.stream(COUNT, 30))
-    ids = small.prompt_tokens(COUNT)  # type: ignore[attr-defined]
+    ids = small.prompt_tokens(COUNT)
     reply = small._reply_tokens(COUNT, ids, REFUSAL)  # type: ignore[attr-defined]
     assert small.tokenizer.decode(reply) == REFUSAL + "<|im_end|>"  # type: ignore[attr-defined]
 
@@ -168,7 +164,7 @@ def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: G
 
     expected = compute.run(one_pass)
     # int8 quantises each call's input as a whole, so other call boundaries move it more
-    tolerance = 0.5 if small.backend == "transformers" else 5.0  # type: ignore[attr-defined]
+    tolerance = 0.5 if small.backend == "transformers" else 5.0
     assert abs(scored.alternative_logprob - expected) < tolerance
     assert scored.alternative_logprob < -10  # counting to five: refusing is far from likely
 
@@ -176,7 +172,7 @@ def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: G
 def test_outlier_channels_leave_the_int8_product() -> None:
     import torch
 
-    from qa.int8_layers import OutlierInt8Linear, int8_linear
+    from qa.generate.int8.layers import OutlierInt8Linear, int8_linear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(512, 64, bias=True)

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from qa.store import IndexLoadError, IndexWriteError, build_index, load_index
+from qa.errors import IndexLoadError, IndexWriteError
+from qa.index.store import build_index, load_index
 from tests.conftest import ROOT
 from tests.test_api import serve  # noqa: F401 - the fixture
 from tests.test_app import started  # noqa: F401 - the fixture

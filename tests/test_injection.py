@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from qa.answer.guard import URL
+from qa.answer.pipeline import QA, load_warm_generator
+from qa.answer.prompting import ANSWER_SYSTEM, answer_messages
 from qa.config import Settings
-from qa.generation import Generator
-from qa.guard import URL
-from qa.pipeline import QA, load_warm_generator
-from qa.prompting import ANSWER_SYSTEM, answer_messages
-from qa.store import build_index
+from qa.generate.base import Generator
+from qa.index.store import build_index
 from qa.types import Answer
 
 DATA = Path(__file__).parent / "data"

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.store import build_index, load_index, recover
+from qa.index.embedding import Embedder
+from qa.index.store import build_index, load_index, recover
 from tests.conftest import ROOT
 
 KILLS = 30
@@ -20,8 +20,8 @@ CHILD = r"""
 import sys
 from pathlib import Path
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.store import build_index
+from qa.index.embedding import Embedder
+from qa.index.store import build_index
 
 out, first, second = map(Path, sys.argv[1:4])
 settings, embedder = Settings.from_env(), Embedder()

@@ -1,4 +1,5 @@
-"""The lean forward (qa.lean_decoder) against transformers' own forward, on the real 0.5B model."""
+"""The lean forward (qa.generate.int8.decoder) against transformers' own forward, on the real
+0.5B model."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 import pytest
 import torch
 
-from qa import native_kernels
 from qa.config import Settings
-from qa.int8_layers import fused_int8_linear, int8_linear
-from qa.lean_decoder import LeanDecoder, check_supported
-from qa.models import GENERATORS, converted_dir
+from qa.generate.int8 import kernels as native_kernels
+from qa.generate.int8.decoder import LeanDecoder, check_supported
+from qa.generate.int8.layers import fused_int8_linear, int8_linear
+from qa.generate.models import GENERATORS, converted_dir
 
 TEXT = ("The Shanghai Cooperation Organisation held a high-level event at the United Nations "
         "in New York on 27 November 2018. Speakers discussed counter-terrorism, drugs and "

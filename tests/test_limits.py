@@ -1,19 +1,13 @@
-"""The pure parts of qa.limits: token buckets, generation slots, origins, client addresses."""
+"""The pure parts of qa.serve.limits: token buckets, generation slots, origins, client addresses."""
 
 from __future__ import annotations
 
 import pytest
 
-from qa.config import Settings, SettingsError
-from qa.limits import (
-    DEFAULT_ORIGINS,
-    ApiConfig,
-    GenerationSlots,
-    OriginPolicy,
-    RateLimiter,
-    client_address,
-    parse_origins,
-)
+from qa.config import DEFAULT_ORIGINS, Settings, parse_origins
+from qa.errors import SettingsError
+from qa.serve.limits import GenerationSlots, OriginPolicy, RateLimiter
+from qa.serve.middleware import client_address
 
 
 def test_token_bucket_refills_at_its_rate() -> None:
@@ -71,19 +65,26 @@ def test_origins_parse_and_match() -> None:
     assert not policy.allows("https://app.example", own="other.example")
 
 
-def _api_config(env: dict[str, str]) -> ApiConfig:
-    return ApiConfig.from_settings(Settings.from_env(env), env)
+def _api_config(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+def _limits(settings: Settings, env: dict[str, str]) -> tuple[object, ...]:
+    return (settings.origins(env), settings.rate_limit_per_minute, settings.rate_limit_burst,
+            settings.max_concurrent_generations, settings.max_answer_seconds,
+            settings.proxy_hops)
 
 
 def test_api_config_from_environment() -> None:
-    assert _api_config({}) == ApiConfig()
-    config = _api_config({"QA_ALLOWED_ORIGINS": "https://a.example,https://b.example",
-                          "QA_RATE_LIMIT_PER_MINUTE": "2.5", "QA_RATE_LIMIT_BURST": "3",
-                          "QA_MAX_CONCURRENT_GENERATIONS": "2",
-                          "QA_MAX_ANSWER_SECONDS": "30", "QA_PROXY_HOPS": "1"})
-    assert config == ApiConfig(("https://a.example", "https://b.example"), 2.5, 3, 2, 30.0, 1)
-    space = _api_config({"SPACE_HOST": "user-demo.hf.space"})
-    assert space.allowed_origins == (*DEFAULT_ORIGINS, "https://user-demo.hf.space")
+    assert _limits(_api_config({}), {}) == (DEFAULT_ORIGINS, 12.0, 6, 1, 120.0, 0)
+    env = {"QA_ALLOWED_ORIGINS": "https://a.example,https://b.example",
+           "QA_RATE_LIMIT_PER_MINUTE": "2.5", "QA_RATE_LIMIT_BURST": "3",
+           "QA_MAX_CONCURRENT_GENERATIONS": "2", "QA_MAX_ANSWER_SECONDS": "30",
+           "QA_PROXY_HOPS": "1"}
+    config = _api_config(env)
+    assert _limits(config, env) == (("https://a.example", "https://b.example"), 2.5, 3, 2, 30.0, 1)
+    space = {"SPACE_HOST": "user-demo.hf.space"}
+    assert _api_config(space).origins(space) == (*DEFAULT_ORIGINS, "https://user-demo.hf.space")
     for env, message in (({"QA_RATE_LIMIT_BURST": "0"}, "rate_limit_burst must be positive"),
                          ({"QA_MAX_ANSWER_SECONDS": "soon"}, "is not a valid float"),
                          ({"QA_ALLOWED_ORIGINS": "example.org"}, "allowed_origins"),

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from qa.limits import ApiConfig
+from qa.config import Settings
 from tests.loadgen import (
     REJECTED,
     REPLY,
@@ -33,7 +33,8 @@ ALL_PATHS = ("/api/ask", "/api/ask/stream", "/api/search")
 
 def test_no_errors_below_capacity(corpus_index, embedder) -> None:
     # Capacity: a generation slot per client and a rate limit above what a client sends.
-    config = ApiConfig(rate_per_minute=600, rate_burst=50, max_generations=CLIENTS)
+    config = Settings.from_env(rate_limit_per_minute=600, rate_limit_burst=50,
+                               max_concurrent_generations=CLIENTS)
     with running(load_app(corpus_index, embedder, 0.2, config)) as url:
         outcomes = clients(url, CLIENTS, SECONDS, ALL_PATHS, think=0.2)
     assert statuses(outcomes) == {200: len(outcomes)}, [o for o in outcomes if o.status != 200][:5]
@@ -48,7 +49,8 @@ def test_no_errors_below_capacity(corpus_index, embedder) -> None:
 
 def test_overload_is_refused_quickly_never_hangs(corpus_index, embedder) -> None:
     # Two slots for 1 s answers (2 answers/s) against 20 clients, 30 questions a minute each.
-    config = ApiConfig(rate_per_minute=30, rate_burst=3, max_generations=2)
+    config = Settings.from_env(rate_limit_per_minute=30, rate_limit_burst=3,
+                               max_concurrent_generations=2)
     with running(load_app(corpus_index, embedder, 1.0, config)) as url:
         outcomes = clients(url, CLIENTS, SECONDS, ("/api/ask", "/api/ask/stream"), think=0.1)
     counts = statuses(outcomes)
@@ -66,7 +68,7 @@ def test_overload_is_refused_quickly_never_hangs(corpus_index, embedder) -> None
 
 
 def test_retrieval_at_ten_requests_per_second(corpus_index, embedder) -> None:
-    config = ApiConfig(rate_per_minute=600, rate_burst=50)
+    config = Settings.from_env(rate_limit_per_minute=600, rate_limit_burst=50)
     with running(load_app(corpus_index, embedder, 0.0, config)) as url:
         outcomes = paced(url, 10.0, SECONDS, "/api/search")
     assert len(outcomes) == int(10 * SECONDS)
@@ -79,7 +81,8 @@ def test_retrieval_at_ten_requests_per_second(corpus_index, embedder) -> None:
 
 @pytest.mark.skipif(not SOAK, reason="the 10-minute soak runs with QA_SOAK=1 (make soak)")
 def test_memory_drift_under_ten_percent_over_ten_minutes(corpus_index, embedder) -> None:
-    config = ApiConfig(rate_per_minute=600, rate_burst=50, max_generations=CLIENTS)
+    config = Settings.from_env(rate_limit_per_minute=600, rate_limit_burst=50,
+                               max_concurrent_generations=CLIENTS)
     samples: list[float] = []
     with running(load_app(corpus_index, embedder, 0.2, config)) as url:
         clients(url, CLIENTS, 60, ALL_PATHS, think=0.2)  # warm-up: caches and pools fill

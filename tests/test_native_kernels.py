@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from qa import native_kernels
-from qa.config import Settings, SettingsError
-from qa.int8_layers import OutlierInt8Linear, int8_linear
+from qa.config import Settings
+from qa.errors import SettingsError
+from qa.generate.int8 import kernels as native_kernels
+from qa.generate.int8.layers import OutlierInt8Linear, int8_linear
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from qa.answer.pipeline import QA
+from qa.answer.prompting import REFUSAL, answer_messages
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.pipeline import QA, QuestionError
-from qa.prompting import REFUSAL, answer_messages
-from qa.store import Index
+from qa.errors import QuestionError
+from qa.index.embedding import Embedder
+from qa.index.store import Index
 from tests.fakes import ScoringScriptedGenerator, ScriptedGenerator
 
 MEMBERS = "Which countries were granted full membership of the SCO?"

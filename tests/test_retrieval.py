@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa.config import Settings
-from qa.retrieval import Retriever
+from qa.retrieve.hybrid import Retriever
 
 
 def _search(index, embedder, question: str, **overrides: object):

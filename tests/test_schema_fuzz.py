@@ -16,14 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from qa.limits import MAX_BODY_BYTES, ApiConfig
+from qa.config import Settings
+from qa.serve.middleware import MAX_BODY_BYTES
 from tests.loadgen import QUESTION, load_app, rss_mib
 from tests.test_api import running
 
 TIME_BOUND_S = 10.0  # every answer, whatever the input (the fake generator answers at once)
 MEMORY_BOUND_MIB = 100.0
 EXAMPLES = 1000 if os.environ.get("QA_SOAK") == "1" else 100
-CONFIG = ApiConfig(rate_per_minute=600_000, rate_burst=100_000, max_answer_seconds=TIME_BOUND_S)
+CONFIG = Settings.from_env(rate_limit_per_minute=600_000, rate_limit_burst=100_000,
+                           max_answer_seconds=TIME_BOUND_S)
 BASELINE: dict[str, float] = {}
 
 

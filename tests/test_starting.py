@@ -17,13 +17,13 @@ import pytest
 from fastapi import FastAPI
 from gradio_client import Client
 
-from app import build_app
-from qa.api import create_api
+from qa.answer.pipeline import QA
 from qa.config import PROJECT_ROOT, Settings
-from qa.pipeline import QA
-from qa.session import Models
-from qa.starting import StartingApp
-from qa.store import IndexLoadError
+from qa.errors import IndexLoadError
+from qa.serve.api import create_api
+from qa.serve.gradio_app import build_app
+from qa.serve.starting import StartingApp
+from qa.serve.state import Models
 from tests.fakes import ScriptedGenerator
 from tests.test_api import OPEN, REPLY, running
 from tests.test_app import MEMBERS, ask, free_port, text_of
@@ -47,7 +47,7 @@ def test_the_start_up_page_answers_until_the_app_is_built(corpus_index, embedder
         assert gate.wait(60)
         qa = QA(Settings.from_env(), corpus_index, embedder, ScriptedGenerator(REPLY))
         models = Models(qa)
-        app = create_api(qa, models, config=OPEN, ui=build_app(qa, models))
+        app = create_api(qa, models, settings=OPEN, ui=build_app(qa, models))
         models.load_in_background()
         own = app.router.lifespan_context
 

@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.models import sha256_file
-from qa.store import (
-    DATA_FILES,
-    IndexLoadError,
-    build_index,
-    cleanup_leftovers,
-    load_index,
-    stale_reasons,
-)
+from qa.errors import IndexLoadError
+from qa.files import sha256_file
+from qa.index.embedding import Embedder
+from qa.index.store import DATA_FILES, build_index, cleanup_leftovers, load_index, stale_reasons
 from tests.conftest import ROOT
 
 

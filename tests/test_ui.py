@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from qa import ui
-from qa.prompting import REFUSAL
+from qa.answer.prompting import REFUSAL
+from qa.serve import html as ui
 from qa.types import Answer, Chunk, Citation, Hit
 
 DOC = "Intro line.\nIndia & Pakistan <b>joined</b>. Later text."

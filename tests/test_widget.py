@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from qa.api import create_api
+from qa.answer.guard import LINK_REMOVED
+from qa.answer.pipeline import QA
 from qa.config import Settings
-from qa.guard import LINK_REMOVED
-from qa.limits import ApiConfig
-from qa.pipeline import QA
+from qa.serve.api import create_api
 from tests.browser import ARTIFACTS, chromium
 from tests.fakes import ScriptedGenerator
 from tests.test_api import REPLY, PacedGenerator, running
@@ -104,10 +103,10 @@ def app_url(corpus_index, embedder) -> Iterator[Start]:
     """Start the API (which serves widget.js) with the given generator and config."""
     with contextlib.ExitStack() as stack:
 
-        def start(generator: ScriptedGenerator, config: ApiConfig | None = None) -> str:
+        def start(generator: ScriptedGenerator, config: Settings | None = None) -> str:
             qa = QA(Settings.from_env(), corpus_index, embedder, generator)
-            app = create_api(qa, config=config or ApiConfig(rate_per_minute=600,
-                                                             rate_burst=100), mount_ui=False)
+            limits = config or Settings.from_env(rate_limit_per_minute=600, rate_limit_burst=100)
+            app = create_api(qa, settings=limits, mount_ui=False)
             return stack.enter_context(running(app))
 
         yield start
@@ -250,8 +249,9 @@ def test_page_on_a_disallowed_origin_cannot_read_the_api(app_url: Start, browser
 
     generator = ScriptedGenerator(REPLY)
     with page_server({"/": "<!doctype html><title>allowed</title>"}) as allowed:
-        api = app_url(generator, ApiConfig(allowed_origins=(allowed,), rate_per_minute=600,
-                                           rate_burst=100))
+        api = app_url(generator, Settings.from_env(allowed_origins=allowed,
+                                                   rate_limit_per_minute=600,
+                                                   rate_limit_burst=100))
         options = 'data-open="true" data-position="bottom-left"'
         with page_server({"/": HOST_PAGE.format(api=api, extra=options)}) as other:
             browser.get(other + "/")

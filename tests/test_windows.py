@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from qa.config import Settings
-from qa.retrieval import Retriever
-from qa.windows import sentence_windows
+from qa.retrieve.hybrid import Retriever
+from qa.retrieve.windows import sentence_windows
 
 
 def test_window_keeps_the_best_sentence_and_exact_offsets(corpus_index, embedder) -> None:

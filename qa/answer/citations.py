@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qa.chunking import sentence_spans
-from qa.lexical import tokenize
+from qa.index.lexical import tokenize
+from qa.ingest.chunking import sentence_spans
 from qa.types import Citation, Hit
 
 MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")

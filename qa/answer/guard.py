@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from qa.chunking import sentence_spans
+from qa.ingest.chunking import sentence_spans
 
 URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+(?<![.,;:!?])", re.IGNORECASE)
 LINK_REMOVED = "[link removed]"
@@ -51,7 +51,7 @@ def protected_terms(system_prompt: str, passages: list[str], question: str) -> s
 FRAGMENT = 6  # characters; protected terms are at least this long (see _CODE)
 
 
-class Guard:
+class OutputGuard:
     """Filters streamed answer text: removes links, trips on protected terms."""
 
     def __init__(self, protected: set[str]) -> None:

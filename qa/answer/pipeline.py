@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from qa.citations import MarkerStream, clean_markers, repair, resolve, strip_markers, support
-from qa.config import Settings
-from qa.embedding import Embedder
-from qa.generation import Generator, Message, load_generator
-from qa.guard import Guard, protected_terms
-from qa.progress import Reporter, print_reporter
-from qa.prompting import (
+from qa.answer.citations import MarkerStream, clean_markers, repair, resolve, strip_markers, support
+from qa.answer.guard import OutputGuard, protected_terms
+from qa.answer.prompting import (
     ANSWER_SYSTEM,
     REFUSAL,
     answer_messages,
@@ -23,31 +19,43 @@ from qa.prompting import (
     looks_like_refusal,
     rewrite_messages,
 )
-from qa.retrieval import Retriever
-from qa.store import Index, load_index
-from qa.types import Answer, Hit
-from qa.windows import sentence_windows
+from qa.answer.questions import check_question, clean_text
+from qa.config import Settings
+from qa.generate.base import Generator
+from qa.generate.registry import load_generator
+from qa.index.embedding import Embedder
+from qa.index.store import Index, load_index
+from qa.progress import Reporter, print_reporter
+from qa.retrieve.hybrid import Retriever
+from qa.retrieve.windows import sentence_windows
+from qa.types import Answer, Hit, Message
 
-
-class QuestionError(ValueError):
-    """The question cannot be answered as given (empty, too long)."""
+EventKind = Literal["query", "hits", "token", "done"]
 
 
 @dataclass(frozen=True)
 class Event:
-    """One step of a streamed answer: 'query', 'hits', 'token' or 'done'."""
+    """One step of a streamed answer: the standalone query, the hits, a token, or done (with
+    the final Answer)."""
 
-    kind: str
+    kind: EventKind
     text: str = ""
     hits: list[Hit] = field(default_factory=list)
     answer: Answer | None = None
 
 
-def clean_text(text: str) -> str:
-    """Text safe for the tokenizers and for JSON: lone surrogates become '?', control
-    characters other than newline and tab are dropped."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+@dataclass
+class Draft:
+    """One question on its way to an Answer: what was asked, found and generated so far."""
+
+    question: str
+    query: str
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+    relevant: list[Hit] = field(default_factory=list)
+    text: str = ""
+    refusal_logprob: float | None = None  # the model's own log-probability of refusing
 
 
 def load_warm_generator(settings: Settings, name: str | None = None,
@@ -108,15 +116,9 @@ class QA:
                 self._generator = load_warm_generator(self.settings, report=self._report)
             return self._generator
 
-    def check_question(self, question: str) -> str:
-        """The stripped question, or QuestionError for empty or over-long input."""
-        text = clean_text(question or "").strip()
-        if not text:
-            raise QuestionError("the question is empty")
-        if len(text) > self.settings.max_question_chars:
-            raise QuestionError(f"the question is longer than {self.settings.max_question_chars}"
-                                " characters")
-        return text
+    def check_question(self, question: str | None) -> str:
+        """The cleaned question, or QuestionError for empty or over-long input."""
+        return check_question(question, self.settings.max_question_chars)
 
     def standalone(self, question: str, history: list[Message]) -> str:
         """The question rewritten to stand alone, using the conversation (if any)."""
@@ -143,64 +145,61 @@ class QA:
         """Events: the standalone query, the hits, answer tokens, then the final Answer."""
         started = time.perf_counter()
         question = self.check_question(question)
-        timings: dict[str, float] = {}
-        query = self.standalone(question, history or [])
-        timings["rewrite_ms"] = _ms(time.perf_counter() - started)
-        yield Event("query", text=query)
+        draft = Draft(question=question, query=question, started=started)
+        draft.query = self.standalone(question, history or [])
+        draft.timings["rewrite_ms"] = _ms(time.perf_counter() - started)
+        yield Event("query", text=draft.query)
 
         t0 = time.perf_counter()
         retriever = self.retriever  # read once: a concurrent swap_index does not mix indexes
-        hits = retriever.search(query, top_k or self.settings.top_k)
-        timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
-        yield Event("hits", hits=hits)
-        relevant = sentence_windows(
-            [h for h in hits if h.dense_score >= self.settings.min_dense_score], query,
-            self.embedder, self.settings.window_sentences)
-        if not relevant:
-            timings["first_token_ms"] = timings["total_ms"] = _ms(time.perf_counter() - started)
+        draft.hits = retriever.search(draft.query, top_k or self.settings.top_k)
+        draft.timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
+        yield Event("hits", hits=draft.hits)
+        draft.relevant = sentence_windows(
+            [h for h in draft.hits if h.dense_score >= self.settings.min_dense_score],
+            draft.query, self.embedder, self.settings.window_sentences)
+        if not draft.relevant:
+            draft.timings["first_token_ms"] = _ms(time.perf_counter() - started)
             yield Event("token", text=REFUSAL)
-            yield Event("done", answer=self._refusal(question, query, hits, timings))
+            yield Event("done", answer=self._refusal(draft))
             return
 
         t0 = time.perf_counter()
-        markers = MarkerStream(len(relevant))
-        guard = Guard(protected_terms(self.system_prompt, [h.chunk.text for h in relevant],
-                                      query))
-        messages = answer_messages(query, relevant, self.system_prompt)
+        markers = MarkerStream(len(draft.relevant))
+        guard = OutputGuard(protected_terms(
+            self.system_prompt, [h.chunk.text for h in draft.relevant], draft.query))
+        messages = answer_messages(draft.query, draft.relevant, self.system_prompt)
+        generator = self.generator
         # Scoring the refusal costs a forward pass; skip it when the check is off (0).
-        scoring = (getattr(self.generator, "stream_scored", None)
-                   if self.settings.refusal_logprob < 0 else None)
-        pieces = (scoring(messages, self.settings.max_new_tokens, REFUSAL) if scoring
-                  else self.generator.stream(messages, self.settings.max_new_tokens))
+        scored = generator.scores_alternatives and self.settings.refusal_logprob < 0
+        pieces = generator.stream(messages, self.settings.max_new_tokens,
+                                  alternative=REFUSAL if scored else None)
         try:
             for piece in pieces:
                 delta = guard.feed(markers.feed(clean_text(piece)))
                 if guard.tripped:
                     break
                 if delta:
-                    timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+                    draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
                     yield Event("token", text=delta)
         finally:
-            pieces.close()  # type: ignore[attr-defined]
+            pieces.close()
         tail = guard.feed(markers.flush()) + guard.flush()
         if tail:
             yield Event("token", text=tail)
-        timings["generate_ms"] = _ms(time.perf_counter() - t0)
-        timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+        draft.timings["generate_ms"] = _ms(time.perf_counter() - t0)
+        draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
         if guard.tripped:  # a protected term: nothing of it was shown; refuse
-            timings["total_ms"] = _ms(time.perf_counter() - started)
-            yield Event("done", answer=self._refusal(question, query, hits, timings))
+            yield Event("done", answer=self._refusal(draft))
             return
-        text = guard.clean(clean_markers(markers.raw, len(relevant))).strip()
-        answer = self._check(question, query, text, relevant, hits, timings, started,
-                             retriever.index, getattr(pieces, "alternative_logprob", None))
-        yield Event("done", answer=answer)
+        draft.text = guard.clean(clean_markers(markers.raw, len(draft.relevant))).strip()
+        draft.refusal_logprob = pieces.alternative_logprob
+        yield Event("done", answer=self._check(draft, retriever.index))
 
-    def _check(self, question: str, query: str, text: str, relevant: list[Hit],
-               hits: list[Hit], timings: dict[str, float], started: float,
-               index: Index, refusal_logprob: float | None = None) -> Answer:
+    def _check(self, draft: Draft, index: Index) -> Answer:
         """Decide refusal from the model's words, the citations and their support, and the
         probability the model itself gave the refusal as its reply."""
+        text, relevant, query = draft.text, draft.relevant, draft.query
         if text and not looks_like_refusal(text):
             # Small models cite the wrong passage or none: re-point markers by support.
             text = repair(text, relevant, self.settings.min_support, query,
@@ -209,12 +208,13 @@ class QA:
         grounded = any(c.supported for c in citations) or support(
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support
-        timings["total_ms"] = _ms(time.perf_counter() - started)
-        doubtful = refusal_logprob is not None and refusal_logprob > self.settings.refusal_logprob
+        doubtful = (draft.refusal_logprob is not None
+                    and draft.refusal_logprob > self.settings.refusal_logprob)
         if not text or looks_like_refusal(text) or not citations or not grounded or doubtful:
-            return self._refusal(question, query, hits, timings)
-        return Answer(question=question, text=text, citations=citations, hits=hits,
-                      refused=False, query=query, model=self.model_name, timings=timings)
+            return self._refusal(draft)
+        draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
+        return Answer(question=draft.question, text=text, citations=citations, hits=draft.hits,
+                      refused=False, query=query, model=self.model_name, timings=draft.timings)
 
     def _similarity(self, claim: str, hits: list[Hit], index: Index) -> dict[int, float]:
         """Cosine between the claim and each hit's stored passage vector, by rank."""
@@ -223,7 +223,8 @@ class QA:
         return dict(zip([h.rank for h in hits], (index.vectors[rows] @ vector).tolist(),
                         strict=True))
 
-    def _refusal(self, question: str, query: str, hits: list[Hit],
-                 timings: dict[str, float]) -> Answer:
-        return Answer(question=question, text=REFUSAL, citations=[], hits=hits, refused=True,
-                      query=query, model=self.model_name, timings=timings)
+    def _refusal(self, draft: Draft) -> Answer:
+        draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
+        return Answer(question=draft.question, text=REFUSAL, citations=[], hits=draft.hits,
+                      refused=True, query=draft.query, model=self.model_name,
+                      timings=draft.timings)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from qa.generation import Message
-from qa.types import Hit
+from qa.types import Hit, Message
 
 REFUSAL = "The documents do not say."
 

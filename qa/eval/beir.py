@@ -12,21 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import Settings
-from qa.corpus import document_id
-from qa.embedding import Embedder
+from qa.errors import BeirFormatError, IndexLoadError
 from qa.eval.jsonl import jsonl_rows
 from qa.eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
-from qa.lexical import BM25_PARAMS
+from qa.index.embedding import Embedder
+from qa.index.lexical import BM25_PARAMS
+from qa.index.store import FORMAT_VERSION, Index, build_index, load_index
+from qa.ingest.corpus import document_id
 from qa.progress import Reporter, silent_reporter
-from qa.store import FORMAT_VERSION, Index, IndexLoadError, build_index, load_index
 from qa.types import Document, Hit
 
 MODES = ("dense", "bm25", "hybrid")
 DOC_DEPTH = 100  # documents ranked per query (enough for Recall@100)
 
-
-class BeirFormatError(ValueError):
-    """The BEIR folder is missing a file or has a malformed line."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,8 @@ def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
             yield row
     except FileNotFoundError:
         raise BeirFormatError(f"{path} is missing (not a BEIR folder?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BeirFormatError(f"cannot read {path}: {exc}") from None
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -65,6 +65,8 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 qrels.setdefault(row[0], {})[row[1]] = grade
     except FileNotFoundError:
         raise BeirFormatError(f"{path} is missing (no such split?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BeirFormatError(f"cannot read {path}: {exc}") from None
     return qrels
 
 
@@ -173,7 +175,7 @@ def evaluate_beir(data: BeirData, index: Index, embedder: Embedder, settings: Se
                   modes: Sequence[str] = MODES, depth: int | None = None,
                   report: Reporter = silent_reporter) -> dict[str, dict[str, float]]:
     """Scores per mode over the judged queries of data (chunks collapsed to documents)."""
-    from qa.retrieval import Retriever
+    from qa.retrieve.hybrid import Retriever
 
     _, id_map = beir_documents(data.corpus)
     retriever = Retriever(index, embedder, settings)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import BACKENDS, FUSION_METHODS, MODEL_NAMES, Settings
+from qa.errors import UsageError
 
 MODE_CHOICES = ("dense", "bm25", "hybrid", "all")
 
@@ -60,8 +61,8 @@ def _reporter(quiet: bool):
 
 
 def _retrieval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.embedding import Embedder
     from qa.eval.beir import MODES, beir_documents, cached_index, evaluate_beir, load_beir
+    from qa.index.embedding import Embedder
 
     report = _reporter(False)
     data = load_beir(args.beir, args.split)
@@ -89,13 +90,13 @@ def _retrieval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _squad(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.embedding import Embedder
+    from qa.answer.pipeline import QA
     from qa.eval.beir import cached_index
     from qa.eval.squad import evaluate_squad, load_squad, sample_questions
-    from qa.pipeline import QA
+    from qa.index.embedding import Embedder
 
     if args.limit is not None and args.limit <= 0:
-        raise ValueError("--limit must be positive")
+        raise UsageError("--limit must be positive")
     report = _reporter(False)
     data = load_squad(args.file)
     embedder = Embedder(threads=settings.threads)

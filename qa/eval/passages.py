@@ -7,7 +7,7 @@ from typing import Any
 
 from qa.eval.metrics import contains_answer, mean
 from qa.eval.qa_eval import expects_refusal
-from qa.retrieval import Retriever
+from qa.retrieve.hybrid import Retriever
 
 VARIANTS = (("dense", "dense", None), ("bm25", "bm25", None), ("hybrid-rrf", "hybrid", "rrf"),
             ("hybrid-weighted", "hybrid", "weighted"))

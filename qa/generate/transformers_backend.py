@@ -1,5 +1,5 @@
 """Chat models on the CPU through transformers: its own forward in bf16 (the baseline), or the
-lean int8 forward (qa.lean_decoder); the fixed prompt prefix's key/value cache kept."""
+lean int8 forward (qa.generate.int8.decoder); the fixed prompt prefix's key/value cache kept."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from typing import Any
 import torch
 
 from qa import compute
-from qa.generation import Message, ScoredStream
-from qa.lean_decoder import LeanDecoder
+from qa.config import Backend
+from qa.generate.base import ReplyStream
+from qa.generate.int8.decoder import LeanDecoder
+from qa.types import Message
 
 
 class TransformersRunner(torch.nn.Module):
@@ -54,7 +56,8 @@ class TransformersGenerator:
 
     int8=False runs transformers' own forward on the bf16 weights (the baseline). int8=True
     runs the lean forward with int8 weights and float32 activations: about half the bytes per
-    token of bf16, and much faster here; kernels (qa.native_kernels) speed up its decode steps.
+    token of bf16, and much faster here; kernels (qa.generate.int8.kernels) speed up its
+    decode steps.
     """
 
     def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False,
@@ -62,7 +65,7 @@ class TransformersGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = name
-        self.backend = "transformers-int8" if int8 else "transformers"
+        self.backend: Backend = "transformers-int8" if int8 else "transformers"
         torch.set_num_threads(threads)
         # A local folder only (local_files_only): nothing is fetched from a hub.
         self.tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
@@ -117,21 +120,18 @@ class TransformersGenerator:
         """Logits of the last of ids, appended to cache."""
         return self.runner(ids, cache)
 
-    def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               alternative: str | None = None) -> ReplyStream:
         """Greedy decoding, one compute-thread job per prompt chunk and per token; the next
-        token is computed while this one is handed out. Closing the iterator stops it."""
-        return self._decode(messages, max_new_tokens, None, None)
-
-    def stream_scored(self, messages: list[Message], max_new_tokens: int,
-                      alternative: str) -> ScoredStream:
-        """stream(), then the log-probability of `alternative` as the whole reply, from the
-        same key/value cache (one more forward pass of its few tokens)."""
-        scored = ScoredStream()
-        scored.pieces = self._decode(messages, max_new_tokens, alternative, scored)
-        return scored
+        token is computed while this one is handed out. With `alternative`, its
+        log-probability as the whole reply follows from the same key/value cache (one more
+        forward pass of its few tokens). Closing the stream stops it."""
+        stream = ReplyStream()
+        stream.pieces = self._decode(messages, max_new_tokens, alternative, stream)
+        return stream
 
     def _decode(self, messages: list[Message], max_new_tokens: int, alternative: str | None,
-                scored: ScoredStream | None) -> Iterator[str]:
+                stream: ReplyStream) -> Iterator[str]:
         ids = self.prompt_tokens(messages)
         with self._lock:
             prefix, start = self._saved or ([], None)
@@ -155,10 +155,10 @@ class TransformersGenerator:
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             if len(text) > len(shown):
                 yield text[len(shown):]
-            if scored is not None and alternative is not None and text != alternative:
+            if alternative is not None and text != alternative:
                 reply = self._reply_tokens(messages, ids, alternative)
                 if reply:
-                    scored.alternative_logprob = compute.run(
+                    stream.alternative_logprob = compute.run(
                         self._logprob, len(ids), first, cache, reply)
 
     def _reply_tokens(self, messages: list[Message], ids: list[int], reply: str) -> list[int]:

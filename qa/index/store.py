@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from qa.chunking import chunk_document
 from qa.config import Settings
-from qa.corpus import Skipped, load_paths
-from qa.embedding import Embedder
-from qa.lexical import BM25_FILES, BM25_PARAMS, build_bm25, load_bm25
-from qa.locking import exclusive
-from qa.models import sha256_file
+from qa.errors import IndexLoadError, IndexWriteError
+from qa.files import exclusive, sha256_file
+from qa.index.embedding import Embedder
+from qa.index.lexical import BM25_FILES, BM25_PARAMS, build_bm25, load_bm25
+from qa.ingest.chunking import chunk_document
+from qa.ingest.corpus import Skipped, load_paths
 from qa.progress import Reporter, silent_reporter
 from qa.types import Chunk, Document
 
@@ -32,12 +32,6 @@ DATA_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss",
               *(f"bm25/{name}" for name in BM25_FILES))
 
 
-class IndexLoadError(RuntimeError):
-    """The index is missing, corrupt or unusable; the message says which and why."""
-
-
-class IndexWriteError(RuntimeError):
-    """A build could not be written (full disk, no permission); the old index is untouched."""
 
 
 @dataclass
@@ -172,10 +166,14 @@ def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
     if not documents:
         raise IndexLoadError("no documents to index" + "".join(f"\n  {s}" for s in skipped))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(_lock(out)):
-        cleanup_leftovers(out)
-        return _build(documents, skipped, out, settings, embedder, report)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(_lock(out)):
+            cleanup_leftovers(out)
+            return _build(documents, skipped, out, settings, embedder, report)
+    except OSError as exc:  # the folder or its lock file cannot be made
+        raise IndexWriteError(f"could not write the index to {out}: "
+                              f"{exc.strerror or exc}") from None
 
 
 def _build(documents: list[Document], skipped: list[Skipped], out: Path, settings: Settings,

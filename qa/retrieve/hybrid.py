@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from qa.config import Settings
-from qa.embedding import Embedder
-from qa.lexical import bm25_scores
-from qa.store import Index
+from qa.index.embedding import Embedder
+from qa.index.lexical import bm25_scores
+from qa.index.store import Index
 from qa.types import Hit
 
 

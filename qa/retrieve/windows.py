@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from qa.chunking import sentence_spans
-from qa.embedding import Embedder
+from qa.index.embedding import Embedder
+from qa.ingest.chunking import sentence_spans
 from qa.types import Hit
 
 

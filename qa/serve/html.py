@@ -10,7 +10,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from qa.citations import MARKER
+from qa.answer.citations import MARKER
 from qa.types import Answer, Citation, Hit
 
 # HTML specials and characters the chat's Markdown renderer would treat as syntax, written as

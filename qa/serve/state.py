@@ -1,38 +1,21 @@
-"""Runtime state of the chat app: the start-up index, background model loading, the models a
-visitor may pick, and per-browser-session indexes of uploaded documents."""
+"""Runtime state of the server: the start-up index, background model loading and the models a
+visitor may pick."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from qa.answer.pipeline import QA, load_warm_generator
 from qa.config import Settings
-from qa.corpus import SUPPORTED_SUFFIXES
-from qa.embedding import Embedder
-from qa.generation import Generator
-from qa.models import GENERATORS, is_installed
-from qa.pipeline import QA, load_warm_generator
+from qa.errors import IndexLoadError, IndexWriteError
+from qa.generate.base import Generator
+from qa.generate.models import GENERATORS, is_installed
+from qa.index.embedding import Embedder
+from qa.index.store import Index, build_index, load_index, recover, stale_reasons
 from qa.progress import Reporter, print_reporter, silent_reporter
-from qa.store import (
-    Index,
-    IndexLoadError,
-    IndexWriteError,
-    build_index,
-    load_index,
-    recover,
-    stale_reasons,
-)
-
-UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
-
-
-class UploadError(ValueError):
-    """Uploaded files break a limit or hold no usable text; the message says which."""
 
 
 def open_index(settings: Settings, embedder: Embedder,
@@ -144,56 +127,3 @@ class Models:
         name = model or base.settings.model
         return QA(replace(base.settings, model=name), index or base.index, base.embedder,
                   self.generator(name))
-
-
-@dataclass
-class Uploads:
-    """One browser session's own index of uploaded files, in its own temporary folder."""
-
-    folder: Path
-    index: Index
-    names: list[str]
-
-    def close(self) -> None:
-        """Delete the session's files."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def check_uploads(paths: Sequence[str | Path], settings: Settings) -> None:
-    """UploadError when the files break the count, size or type limits of settings."""
-    mb, count = settings.max_upload_mb, settings.max_upload_files
-    if not paths:
-        raise UploadError("no files were uploaded")
-    if len(paths) > count:
-        raise UploadError(f"too many files: {len(paths)} uploaded, at most {count} allowed")
-    for path in map(Path, paths):
-        if path.suffix.lower() not in UPLOAD_SUFFIXES:
-            raise UploadError(f"{path.name}: unsupported file type (use "
-                              f"{', '.join(UPLOAD_SUFFIXES)})")
-        size = path.stat().st_size
-        if size > mb * 1024 * 1024:
-            raise UploadError(f"{path.name} is {size / 1024 / 1024:.1f} MB; the limit is "
-                              f"{mb:g} MB per file")
-
-
-def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Embedder,
-                  report: Reporter = silent_reporter) -> Uploads:
-    """Check the limits, copy the files to a fresh folder and index them there."""
-    check_uploads(paths, settings)
-    folder = Path(tempfile.mkdtemp(prefix="qa-upload-"))
-    try:
-        docs = folder / "docs"
-        docs.mkdir()
-        names = []
-        for path in map(Path, paths):
-            target = docs / path.name
-            shutil.copyfile(path, target)
-            names.append(path.name)
-        try:
-            result = build_index([docs], folder / "index", settings, embedder, report)
-        except IndexLoadError as exc:
-            raise UploadError(str(exc).replace(str(docs) + os.sep, "")) from None
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return Uploads(folder=folder, index=result.index, names=names)

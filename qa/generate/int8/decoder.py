@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.nn import functional
 
-from qa.int8_layers import OutlierInt8Linear, fused_int8_linear, int8_linear, weight_bytes
+from qa.generate.int8.layers import OutlierInt8Linear, fused_int8_linear, int8_linear, weight_bytes
 
 
 class KVCache:
@@ -106,7 +106,7 @@ class LeanDecoder(torch.nn.Module):
 
     It copies or converts the weights it needs, so the transformers model can be dropped.
     int8=True: linear layers in int8 and float32 activations (one-token calls through kernels,
-    qa.native_kernels, where given); else the model's dtype."""
+    qa.generate.int8.kernels, where given); else the model's dtype."""
 
     def __init__(self, model: Any, int8: bool = False, kernels: ctypes.CDLL | None = None
                  ) -> None:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).parent / "kernels" / "int8_decode.c"
+SOURCE = Path(__file__).parent / "int8_decode.c"
 CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "fma")
 COMPILE_FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mfma",
                  "-ffp-contract=off", "-fno-strict-aliasing", "-fopenmp", "-shared", "-fPIC")

@@ -27,7 +27,7 @@ OUTLIER_RATIO = 4.0
 
 class Int8Linear(torch.nn.Module):
     """x @ weight.T + bias with int8 weights (one scale per output channel): PyTorch's packed
-    fbgemm layer, and for one-token calls the native kernels where given (qa.native_kernels),
+    fbgemm layer, and for one-token calls the native kernels where given (qa.generate.int8.kernels),
     which compute the same numbers from a row-major copy of the int8 weights."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -1,0 +1,1 @@
+"""From question to checked Answer: the pipeline, prompts, citations and the output guard."""

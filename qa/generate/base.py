@@ -1,0 +1,63 @@
+"""The generator contract: everything the answer pipeline asks of a backend.
+
+A backend module imports this contract and the shared helpers (`qa.compute`, `qa.types`,
+`qa.errors`), never the pipeline. `qa.generate.registry` picks and loads a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from qa.config import Backend
+from qa.types import Message
+
+
+class ReplyStream(Iterator[str]):
+    """A reply's text pieces as they are generated; `close()` stops generation.
+
+    When the stream was asked to score an alternative reply, `alternative_logprob` holds, once
+    every piece has been read, the log-probability the model gives that reply to the same
+    prompt (None: not asked, not measured, or the stream was closed early)."""
+
+    def __init__(self, pieces: Iterable[str] = ()) -> None:
+        self.pieces: Iterator[str] = iter(pieces)
+        self.alternative_logprob: float | None = None
+
+    def __next__(self) -> str:
+        return next(self.pieces)
+
+    def close(self) -> None:
+        """Stop generation (the backend's own iterator is closed)."""
+        close = getattr(self.pieces, "close", None)  # generator functions have one
+        if close is not None:
+            close()
+
+
+class Generator(Protocol):
+    """A local chat model that streams greedy replies to chat messages."""
+
+    name: str
+    backend: Backend
+    # Whether stream(..., alternative=...) measures the alternative reply's log-probability.
+    scores_alternatives: bool
+
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               alternative: str | None = None) -> ReplyStream:
+        """The reply, piece by piece (lazily: nothing runs before the first piece is read).
+        With `alternative` on a backend that scores alternatives, the stream also measures
+        that reply's log-probability; elsewhere it is ignored."""
+        ...
+
+    def keep_prefix(self, messages: list[Message]) -> None:
+        """Precompute the leading messages that later prompts start with (warm-up); a prompt
+        that begins with them skips their evaluation. An empty list forgets them."""
+        ...
+
+    def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
+        """Token ids of the chat template applied to messages."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of plain text (for speed figures)."""
+        ...

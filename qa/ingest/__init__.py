@@ -1,0 +1,1 @@
+"""Documents in: loading files of every supported kind, and chunking them."""

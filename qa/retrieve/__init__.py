@@ -1,0 +1,1 @@
+"""Finding passages: hybrid (dense + BM25) search and sentence windows."""
