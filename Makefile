@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLAMA_STAMP := $(VENV)/.installed-llama
 
-.PHONY: setup setup-llama run ask browser test lint index soak load
+.PHONY: setup setup-llama run ask browser test test-fast lint index soak load
 
 setup: $(STAMP)
 
@@ -43,8 +43,14 @@ browser:
 test: setup setup-llama browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
+# The tests that need no generator model, no browser and no minutes-long run, on both cores
+# (about 100 s): the loop to run while changing code.
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 -m "not model and not browser and not slow"
+
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 index: setup
 	$(BIN)/qa index build

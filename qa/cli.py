@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from qa.answer.citations import strip_markers
 from qa.config import BACKENDS, MODEL_NAMES, Settings
@@ -232,7 +232,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _eval_passages(qa: QA, rows: list[dict], as_json: bool) -> int:
+def _eval_passages(qa: QA, rows: list[dict[str, Any]], as_json: bool) -> int:
     from qa.eval.passages import evaluate_passages
 
     report = evaluate_passages(qa.retriever, rows)

@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from qa.errors import SettingsError
 
@@ -24,6 +24,7 @@ Backend = Literal["transformers-int8", "llama.cpp", "transformers"]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
+T = TypeVar("T")
 ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
 DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 
@@ -142,10 +143,12 @@ class Settings:
         return (*DEFAULT_ORIGINS, f"https://{space.lower()}") if space else DEFAULT_ORIGINS
 
 
-def one_of(name: str, value: object, options: tuple[str, ...]) -> None:
-    """SettingsError unless value is one of the closed set of options."""
-    if value not in options:
-        raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+def one_of(name: str, value: object, options: tuple[T, ...]) -> T:
+    """value as one of a closed set of options (Literal values), else SettingsError."""
+    for option in options:
+        if value == option:
+            return option
+    raise SettingsError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}")
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:

@@ -22,6 +22,21 @@ DEV_SET = SHARED / "eval" / "seed_dev.jsonl"
 ARTICLE = ROOT / "corpus" / "sco-un-special-event-2018.txt"
 
 
+# Fixtures that load a real generator model (minutes on 2 cores, GBs of memory) or drive
+# Chromium; their tests get the `model` or `browser` marker, which `make test-fast` leaves out.
+MODEL_FIXTURES = {"small", "default_qa", "default_generator", "model"}
+BROWSER_FIXTURES = {"browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """No QA_* variable of the developer's shell leaks into a test."""

@@ -15,7 +15,8 @@ from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import SettingsError, UploadError
 from qa.serve.gradio_app import EMPTY_SOURCES, build_app
-from qa.serve.state import Models, check_uploads, open_index
+from qa.serve.state import Models, open_index
+from qa.serve.uploads import check_uploads
 from tests.browser import ARTIFACTS, chromium
 from tests.fakes import ScriptedGenerator
 
@@ -186,7 +187,7 @@ def test_uploaded_documents_are_used_in_that_session_only(started: Started, tmp_
     assert "sco-un-special-event-2018.txt" in sources
 
 
-@pytest.mark.slow
+@pytest.mark.model
 def test_real_default_model_answers_a_dev_question_with_a_citation(corpus_index) -> None:
     """The real default model (loaded in the background, as in `python app.py`)."""
     settings = Settings.from_env()

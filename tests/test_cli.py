@@ -64,6 +64,7 @@ def test_committed_index_status_is_up_to_date() -> None:
     assert result.stdout.strip() == f"{ROOT / 'index'}: up to date"
 
 
+@pytest.mark.model
 def test_ask_json_prints_the_answer_with_spans() -> None:
     result = qa("ask", "--json", "Which countries were granted full SCO membership?")
     assert result.returncode == 0, result.stderr
@@ -77,6 +78,7 @@ def test_ask_json_prints_the_answer_with_spans() -> None:
     assert len(answer["hits"]) == Settings().top_k
 
 
+@pytest.mark.model
 def test_interactive_session_keeps_the_conversation() -> None:
     result = qa("ask", stdin="Which countries were granted full SCO membership?\n"
                              "And when did that happen?\n")
@@ -89,6 +91,7 @@ def test_interactive_session_keeps_the_conversation() -> None:
     assert "India" in rewritten or "Pakistan" in rewritten
 
 
+@pytest.mark.model
 def test_eval_qa_scores_a_question_file(tmp_path: Path) -> None:
     questions = tmp_path / "q.jsonl"
     questions.write_text(

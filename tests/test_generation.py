@@ -35,6 +35,7 @@ def default_qa(settings: Settings, corpus_index, embedder) -> QA:
     return QA(settings, corpus_index, embedder)
 
 
+@pytest.mark.model  # converts the 0.5B model on first use
 def test_model_files_come_from_installed_packages(settings: Settings) -> None:
     for model in GENERATORS.values():
         parts = part_files(model)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from qa.config import Settings
 from qa.index.embedding import Embedder
 from qa.index.store import build_index, load_index, recover
@@ -32,6 +34,7 @@ for i in range(10_000):
 """
 
 
+@pytest.mark.slow  # 30 child processes, each loading torch: about 3 minutes
 def test_killed_builds_leave_a_loadable_old_or_new_index(tmp_path: Path, settings: Settings,
                                                          embedder: Embedder) -> None:
     first, second = tmp_path / "first", tmp_path / "second"

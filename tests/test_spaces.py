@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import gradio
+import pytest
 
 from tests.conftest import ROOT
 from tests.test_app import free_port
@@ -47,6 +48,7 @@ def test_requirements_agree_with_pyproject() -> None:
     assert all("==" in line for line in _requirements())
 
 
+@pytest.mark.slow
 def test_fresh_venv_installs_requirements_and_serves_the_app(tmp_path: Path) -> None:
     """Exactly what a Space does: pip install -r requirements.txt, then python app.py."""
     venv = tmp_path / "venv"

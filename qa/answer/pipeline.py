@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import collections.abc
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -141,7 +141,7 @@ class QA:
         raise RuntimeError("the answer stream ended without a result")
 
     def stream(self, question: str, history: list[Message] | None = None,
-               top_k: int | None = None) -> Iterator[Event]:
+               top_k: int | None = None) -> collections.abc.Generator[Event, None, None]:
         """Events: the standalone query, the hits, answer tokens, then the final Answer."""
         started = time.perf_counter()
         question = self.check_question(question)

@@ -13,6 +13,7 @@ from typing import Any
 
 from qa.config import BACKENDS, FUSION_METHODS, MODEL_NAMES, Settings
 from qa.errors import UsageError
+from qa.progress import Reporter
 
 MODE_CHOICES = ("dense", "bm25", "hybrid", "all")
 
@@ -54,7 +55,7 @@ def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
     raise ValueError(f"unknown eval command {args.eval_command!r}")
 
 
-def _reporter(quiet: bool):
+def _reporter(quiet: bool) -> Reporter:
     from qa.progress import print_reporter, silent_reporter
 
     return silent_reporter if quiet or not sys.stderr.isatty() else print_reporter

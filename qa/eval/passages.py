@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from qa.config import Fusion
 from qa.eval.metrics import contains_answer, mean
 from qa.eval.qa_eval import expects_refusal
 from qa.retrieve.hybrid import Retriever
+from qa.types import RetrievalMode
 
-VARIANTS = (("dense", "dense", None), ("bm25", "bm25", None), ("hybrid-rrf", "hybrid", "rrf"),
-            ("hybrid-weighted", "hybrid", "weighted"))
+VARIANTS: tuple[tuple[str, RetrievalMode, Fusion | None], ...] = (
+    ("dense", "dense", None), ("bm25", "bm25", None), ("hybrid-rrf", "hybrid", "rrf"),
+    ("hybrid-weighted", "hybrid", "weighted"))
 
 
 def gold_rank(retriever: Retriever, row: dict[str, Any], mode: str, depth: int) -> int | None:

@@ -71,7 +71,7 @@ class LlamaCppGenerator:
         """Evaluate these leading messages once and keep their key/value state ([]: forget)."""
         ids = self.prompt_tokens(messages, generation_prompt=False) if messages else []
         with self._lock:
-            self.llm.reset()
+            self.llm.reset()  # type: ignore[no-untyped-call]
             self._saved = None
             if ids:
                 compute.run(self.llm.eval, ids)

@@ -144,7 +144,7 @@ def _convert(model: GgufModel, cache_dir: Path, target: Path, report: Reporter) 
         gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16, local_files_only=True,
         quantization_config=GgufConfig(dequantize=True))
     # The weights are plain bf16 tensors now; drop the GGUF loader so they can be saved.
-    llm.hf_quantizer = None
+    llm.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(llm.config, "quantization_config"):
         del llm.config.quantization_config
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")

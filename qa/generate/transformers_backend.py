@@ -8,7 +8,7 @@ import ctypes
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -37,7 +37,7 @@ class TransformersRunner(torch.nn.Module):
         output layer: one row of it)."""
         emb = self.model.get_input_embeddings().weight
         head = self.model.get_output_embeddings()
-        total = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        total: int = sum(p.numel() * p.element_size() for p in self.model.parameters())
         if not isinstance(head, torch.nn.Linear) or head.weight is not emb:
             total -= (emb.shape[0] - 1) * emb.shape[1] * emb.element_size()
         return total
@@ -46,8 +46,9 @@ class TransformersRunner(torch.nn.Module):
         """Logits after ids (all_logits: one row per id, else the last id's), with ids
         appended to the cache."""
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True,
-                                logits_to_keep=0 if all_logits else 1).logits[0]
+            logits: torch.Tensor = self.model(
+                input_ids=torch.tensor([ids]), cache=cache, use_cache=True,
+                logits_to_keep=0 if all_logits else 1).logits[0]
         return logits if all_logits else logits[-1]
 
 
@@ -59,6 +60,8 @@ class TransformersGenerator:
     token of bf16, and much faster here; kernels (qa.generate.int8.kernels) speed up its
     decode steps.
     """
+
+    scores_alternatives = True
 
     def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False,
                  kernels: ctypes.CDLL | None = None) -> None:
@@ -72,7 +75,7 @@ class TransformersGenerator:
             folder, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(  # nosec B615
             folder, dtype=torch.bfloat16, local_files_only=True)
-        model.eval()
+        model.eval()  # type: ignore[no-untyped-call]
         self.runner: Any = (LeanDecoder(model, int8=True, kernels=kernels) if int8
                             else TransformersRunner(model))
         # int8 layers quantise their input per call with one scale for all its tokens: a long
@@ -86,9 +89,9 @@ class TransformersGenerator:
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
         """Token ids of the chat template applied to messages."""
-        return list(self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=generation_prompt, tokenize=True,
-            return_dict=True)["input_ids"])
+        encoded = cast("dict[str, list[int]]", self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=True))
+        return list(encoded["input_ids"])
 
     def count_tokens(self, text: str) -> int:
         """Tokens of plain text (for speed figures)."""
@@ -147,12 +150,12 @@ class TransformersGenerator:
                     break
                 new.append(token)
                 pending = compute.submit(self._forward, [token], cache)
-                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                text = self._text(new)
                 if len(text) > len(shown) and not text.endswith("\ufffd"):  # whole characters
                     yield text[len(shown):]
                     shown = text
                 logits = pending.result()
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            text = self._text(new)
             if len(text) > len(shown):
                 yield text[len(shown):]
             if alternative is not None and text != alternative:
@@ -160,6 +163,9 @@ class TransformersGenerator:
                 if reply:
                     stream.alternative_logprob = compute.run(
                         self._logprob, len(ids), first, cache, reply)
+
+    def _text(self, ids: list[int]) -> str:
+        return cast(str, self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _reply_tokens(self, messages: list[Message], ids: list[int], reply: str) -> list[int]:
         """The tokens the model would generate to give `reply`, up to its end-of-turn token."""

@@ -58,7 +58,10 @@ class Embedder:
 
     @cached_property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ModelUnavailable(f"the embedder at {self.path} does not say its dimension")
+        return int(dimension)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the embedder's tokens in `text` (no special tokens)."""

@@ -23,8 +23,9 @@ def _stemmer() -> Any:
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Lower-cased, stemmed word tokens without English stop words."""
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False,
-                          show_progress=False)
+    tokens: list[list[str]] = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(),
+                                             return_ids=False, show_progress=False)
+    return tokens
 
 
 def build_bm25(texts: list[str], folder: Path) -> None:

@@ -193,8 +193,8 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
         for text, vec in zip(part, embedder.encode(part), strict=True):
             fresh[_text_key(text)] = vec
         report("Embedding chunks", min(i + batch, len(todo)), len(todo))
-    vectors = np.stack([fresh.get(_text_key(c.text), known.get(_text_key(c.text)))
-                        for c in chunks]).astype(np.float32)
+    keys = [_text_key(c.text) for c in chunks]
+    vectors = np.stack([fresh[k] if k in fresh else known[k] for k in keys]).astype(np.float32)
 
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:

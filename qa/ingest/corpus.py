@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bs4 import BeautifulSoup, NavigableString
-from bs4.element import PreformattedString
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PreformattedString
 from pypdf import PdfReader
 
 from qa.types import Document
@@ -192,7 +192,10 @@ def load_paths(paths: Sequence[str | Path]) -> tuple[list[Document], list[Skippe
         else:
             items = iter([(path, path.name)])
         for item in items:
-            result = item if isinstance(item, Skipped) else _load_file(*item)
+            if isinstance(item, Skipped):
+                skipped.append(item)
+                continue
+            result = _load_file(*item)
             if isinstance(result, Skipped):
                 skipped.append(result)
             else:

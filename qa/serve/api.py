@@ -36,10 +36,10 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     app.state.api = ApiState(qa, models, settings,
                              GenerationSlots(settings.max_concurrent_generations), limiter)
     app.add_middleware(ApiGuard, settings=settings, limiter=limiter)
-    app.add_exception_handler(QAError, _user_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(Exception, _bug)
+    app.exception_handler(QAError)(_user_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.exception_handler(Exception)(_bug)
     app.include_router(router)
     if mount_ui:
         import gradio as gr
@@ -51,22 +51,19 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     return app
 
 
-async def _user_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, QAError)  # registered for QAError only
+async def _user_error(request: Request, exc: QAError) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, exc.http_status,
                         headers=getattr(exc, "headers", None))
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     # FastAPI's own errors (a body nested too deeply to parse) in the API's error format.
     if not request.url.path.startswith("/api/"):
         return await http_exception_handler(request, exc)
     return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
 
-async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse({"error": "the request body is not valid JSON"}, 400)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
@@ -205,7 +205,7 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
         default_button.click(handlers.use_default, uploads, upload_outputs,
                              api_name="use_default")
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
-    return demo
+    return cast(gr.Blocks, demo)
 
 
 def _close_uploads(uploads: Uploads | None) -> None:

@@ -78,11 +78,11 @@ class ApiGuard:
                 return
         if method == "POST":
             problem = _content_problem(headers)
-            body = b"" if problem else await _read_body(receive)
+            body = None if problem else await _read_body(receive)
             if body is None:
-                problem = (413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-            if problem:
-                await _send_json(send_cors, problem[0], {"error": problem[1]}, {})
+                status, message = problem or (
+                    413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+                await _send_json(send_cors, status, {"error": message}, {})
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send_cors)

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("qa.serve.starting")
 RETRY_S = 5
@@ -26,9 +27,6 @@ PAGE = """<!doctype html>
 by itself.</p><p class="state" id="qa-starting">{state}</p></body></html>
 """
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 
 
 class StartingApp:
@@ -77,6 +75,7 @@ class StartingApp:
         built: asyncio.Future[FastAPI] = loop.create_future()
 
         def run() -> None:
+            outcome: tuple[Callable[[Any], None], Any]
             try:
                 outcome = (built.set_result, self.build())
             except Exception as exc:  # noqa: BLE001 - handed to the event loop below

@@ -3,19 +3,22 @@ visitor may pick."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 from qa.answer.pipeline import QA, load_warm_generator
-from qa.config import Settings
-from qa.errors import IndexLoadError, IndexWriteError
+from qa.config import MODEL_NAMES, Settings, one_of
+from qa.errors import IndexLoadError, IndexWriteError, QAError
 from qa.generate.base import Generator
 from qa.generate.models import GENERATORS, is_installed
 from qa.index.embedding import Embedder
 from qa.index.store import Index, build_index, load_index, recover, stale_reasons
 from qa.progress import Reporter, print_reporter, silent_reporter
+
+log = logging.getLogger("qa.serve")
 
 
 def open_index(settings: Settings, embedder: Embedder,
@@ -94,8 +97,12 @@ class Models:
         try:
             self.qa.generator  # noqa: B018 - loads it once (thread-safe)
             self._state = "ready"
-        except Exception as exc:  # noqa: BLE001 - any failure is shown on the page
-            self.error = f"{type(exc).__name__}: {exc}"
+        except QAError as exc:  # meant for the user: shown on the page as it is
+            self.error = str(exc)
+            self._state = f"failed to load: {self.error}"
+        except Exception as exc:
+            log.exception("loading the model failed")
+            self.error = f"{type(exc).__name__} (the server log has the details)"
             self._state = f"failed to load: {self.error}"
         finally:
             self._ready.set()
@@ -124,6 +131,6 @@ class Models:
         base = self.qa
         if (not model or model == base.settings.model) and index is None:
             return base
-        name = model or base.settings.model
+        name = one_of("model", model or base.settings.model, MODEL_NAMES)
         return QA(replace(base.settings, model=name), index or base.index, base.embedder,
                   self.generator(name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.nn import functional
@@ -62,8 +62,12 @@ class _Layer(torch.nn.Module):
     def __init__(self, layer: Any, int8: bool, kernels: ctypes.CDLL | None = None) -> None:
         super().__init__()
         attn, mlp = layer.self_attn, layer.mlp
-        self.input_norm = layer.input_layernorm.weight.detach()
-        self.post_norm = layer.post_attention_layernorm.weight.detach()
+        self.input_norm: torch.Tensor = layer.input_layernorm.weight.detach()
+        self.post_norm: torch.Tensor = layer.post_attention_layernorm.weight.detach()
+        self.qkv: torch.nn.Module
+        self.o: torch.nn.Module
+        self.gate_up: torch.nn.Module
+        self.down: torch.nn.Module
         if int8:
             self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj, kernels=kernels)
             self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias, kernels)
@@ -115,11 +119,13 @@ class LeanDecoder(torch.nn.Module):
         check_supported(config)
         inner = model.model
         self.dtype = torch.float32 if int8 else model.dtype
-        self.embed = inner.embed_tokens.weight.detach()  # rows become self.dtype when read
+        self.embed: torch.Tensor = inner.embed_tokens.weight.detach()  # rows: self.dtype when read
         head = model.get_output_embeddings()
-        self.head = int8_linear(head.weight, head.bias, kernels) if int8 else head
-        self.final_norm = inner.norm.weight.detach().to(self.dtype)
+        self.head: torch.nn.Module = (int8_linear(head.weight, head.bias, kernels) if int8
+                                      else head)
+        self.final_norm: torch.Tensor = inner.norm.weight.detach().to(self.dtype)
         self.layers = torch.nn.ModuleList(_Layer(layer, int8, kernels) for layer in inner.layers)
+        self.blocks = cast("list[_Layer]", list(self.layers))  # the same modules, typed
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
@@ -135,10 +141,10 @@ class LeanDecoder(torch.nn.Module):
         """Bytes of weights read to decode one token (one embedding row)."""
         rows = self.embed.shape[1] * self.embed.element_size()
         norms = sum(norm.numel() * norm.element_size() for norm in (
-            self.final_norm, *(n for layer in self.layers for n in (layer.input_norm,
+            self.final_norm, *(n for layer in self.blocks for n in (layer.input_norm,
                                                                     layer.post_norm))))
         return rows + norms + weight_bytes(self.head) + sum(
-            weight_bytes(module) for layer in self.layers
+            weight_bytes(module) for layer in self.blocks
             for module in (layer.qkv, layer.o, layer.gate_up, layer.down))
 
     def _rotary(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +167,7 @@ class LeanDecoder(torch.nn.Module):
         mask = torch.ones(count, end, dtype=torch.bool).tril(start) if count > 1 else None
         with torch.inference_mode():
             x = self.embed[torch.tensor(ids)].to(self.dtype)
-            for index, layer in enumerate(self.layers):
+            for index, layer in enumerate(self.blocks):
                 h = functional.rms_norm(x, (x.shape[-1],), layer.input_norm, self.eps)
                 qkv = layer.qkv(h)
                 # Queries and keys side by side, rotated together: (tokens, heads, head_dim).
@@ -182,5 +188,5 @@ class LeanDecoder(torch.nn.Module):
             cache.length = end
             x = functional.rms_norm(x if all_logits else x[-1:], (x.shape[-1],),
                                     self.final_norm, self.eps)
-            logits = self.head(x)
+            logits: torch.Tensor = self.head(x)
         return logits if all_logits else logits[0]

@@ -17,6 +17,7 @@ import subprocess  # nosec B404: runs the C compiler on our own source, no shell
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 SOURCE = Path(__file__).parent / "int8_decode.c"
 CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "fma")
@@ -63,7 +64,7 @@ def load(cache_dir: Path | None = None) -> ctypes.CDLL | None:
         detail = getattr(error, "stderr", "") or error
         print(f"qa: int8 decode kernels unavailable, using PyTorch's ({detail})", file=sys.stderr)
         return None
-    linear = [_P, _N, _P, _P, _P, _P, _N, _P, _P, ctypes.c_int]
+    linear: list[Any] = [_P, _N, _P, _P, _P, _P, _N, _P, _P, ctypes.c_int]
     library.qa_int8_linear_1.argtypes = linear
     library.qa_int8_linear_1.restype = None
     library.qa_outlier_linear_1.argtypes = [*linear, ctypes.c_float, _P, _P, _P, _P]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import warnings
+from typing import Any
 
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as PackedLinear
@@ -41,10 +42,11 @@ class Int8Linear(torch.nn.Module):
             quantized = torch.quantize_per_channel(weight, scale.double(), zero, 0, torch.qint8)
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
         self.bias = None if bias is None else bias.detach().float().contiguous()
-        self.packed = PackedLinear(self.in_features, self.out_features,
-                                   bias_=bias is not None, dtype=torch.qint8)
+        self.packed = PackedLinear(  # type: ignore[no-untyped-call]
+            self.in_features, self.out_features,
+            bias_=bias is not None, dtype=torch.qint8)
         self.packed.set_weight_bias(quantized, self.bias)
-        self.kernels = kernels
+        self.kernels: Any = kernels  # ctypes functions: untyped
         if kernels is not None:
             self.rows = quantized.int_repr().contiguous()
             self.scales = quantized.q_per_channel_scales().float().contiguous()
@@ -63,7 +65,8 @@ class Int8Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.one_token(x):
-            return self.packed(x)
+            result: torch.Tensor = self.packed(x)
+            return result
         x = x.contiguous()
         out = torch.empty(1, self.out_features)
         self.kernels.qa_int8_linear_1(x.data_ptr(), *self.fixed_args, out.data_ptr(),
@@ -141,14 +144,14 @@ class OutlierInt8Linear(torch.nn.Module):
         tokens = flat.shape[0]
         if self.int8.one_token(flat):
             flat = flat.contiguous()
-            out = torch.empty(1, self.int8.out_features)
+            direct = torch.empty(1, self.int8.out_features)
             picked = self.int8.kernels.qa_outlier_linear_1(
-                flat.data_ptr(), *self.int8.fixed_args, out.data_ptr(),
+                flat.data_ptr(), *self.int8.fixed_args, direct.data_ptr(),
                 self.int8.work.data_ptr(), torch.get_num_threads(), *self.outlier_args)
             if picked >= 0:  # else a magnitude sits on the threshold: torch decides below
                 self.picked += picked
                 self.calls += 1
-                return out.reshape(*x.shape[:-1], out.shape[-1])
+                return direct.reshape(*x.shape[:-1], direct.shape[-1])
         if tokens == 1:
             size = flat[0].abs()
             channels = (size > size.mean() * self.ratio).nonzero().view(-1)
@@ -156,7 +159,7 @@ class OutlierInt8Linear(torch.nn.Module):
             self.calls += 1
         else:
             channels = flat.abs().amax(dim=0).topk(self.prompt_outliers).indices
-        out = self.int8(flat.index_fill(1, channels, 0.0))
+        out: torch.Tensor = self.int8(flat.index_fill(1, channels, 0.0))
         if channels.numel():  # (an empty bag is an error)
             # Per token (one bag each): the sum of the outlier channels' weight rows, weighted
             # by the token's values in those channels.
