@@ -239,19 +239,29 @@ def test_browser_streams_answer_and_citation_chip_highlights_its_passage(
         wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#qa-chat a.qa-cite")))
         wait.until(lambda d: "javascript:alert(1))." in d.find_elements(
             By.CSS_SELECTOR, "#qa-chat .message.bot")[-1].text)
+        # The final render: the Sources panel marks the cited sentence in the same update that
+        # gives the chat its final answer. Earlier renders are replaced, chips and all.
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#qa-sources #qa-t1-s1 mark")))
         bot = browser.find_elements(By.CSS_SELECTOR, "#qa-chat .message.bot")[-1]
-        chip = bot.find_element(By.CSS_SELECTOR, "a.qa-cite")  # the final render's chip
         # The hostile text shows as text: no image, no link other than the chip.
         assert "See <img src=x onerror=alert(1)> [link](javascript:alert(1))." in bot.text
         assert bot.find_elements(By.TAG_NAME, "img") == []
         assert [a.get_attribute("class") for a in bot.find_elements(By.TAG_NAME, "a")] == [
             "qa-cite"]
         handles = browser.window_handles
-        chip.click()
-        source = wait.until(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, "#qa-t1-s1.qa-focus")))
+
+        def click_chip(driver: Any) -> bool:
+            """Find the last answer's chip and click it, in one step (a re-render between a
+            look-up and a click makes the chip stale: the wait then tries again)."""
+            driver.find_elements(By.CSS_SELECTOR, "#qa-chat .message.bot")[-1].find_element(
+                By.CSS_SELECTOR, "a.qa-cite").click()
+            return True
+
+        wait.until(click_chip)
+        # One look-up: the highlighted source and its mark together.
+        mark = wait.until(ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, "#qa-t1-s1.qa-focus mark")))
         assert browser.window_handles == handles  # no new tab
-        mark = source.find_element(By.TAG_NAME, "mark")
         assert mark.is_displayed()
         assert " ".join(mark.text.split()).endswith("granting of full membership to India and "
                                                     "Pakistan.")
