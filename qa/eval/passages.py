@@ -16,7 +16,8 @@ VARIANTS: tuple[tuple[str, RetrievalMode, Fusion | None], ...] = (
     ("hybrid-weighted", "hybrid", "weighted"))
 
 
-def gold_rank(retriever: Retriever, row: dict[str, Any], mode: str, depth: int) -> int | None:
+def gold_rank(retriever: Retriever, row: dict[str, Any], mode: RetrievalMode,
+              depth: int) -> int | None:
     """1-based rank of the first passage containing a gold string, or None within depth."""
     for hit in retriever.search(row["q"], depth, mode):
         if any(contains_answer(hit.chunk.text, gold) for gold in row["answers"]):

@@ -8,7 +8,7 @@ from qa.config import Settings
 from qa.index.embedding import Embedder
 from qa.index.lexical import bm25_scores
 from qa.index.store import Index
-from qa.types import Hit
+from qa.types import RETRIEVAL_MODES, Hit, RetrievalMode
 
 
 class Retriever:
@@ -19,8 +19,11 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
 
-    def search(self, query: str, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, top_k: int | None = None,
+               mode: RetrievalMode = "hybrid") -> list[Hit]:
         """The top_k chunks for query, best first, ranked 1..k (mode: hybrid, dense or bm25)."""
+        if mode not in RETRIEVAL_MODES:  # checked first: no work for a mode that is not there
+            raise ValueError(f"unknown retrieval mode {mode!r}")
         k = top_k or self.settings.top_k
         n = len(self.index.chunks)
         pool = min(n, max(self.settings.candidates, k))
@@ -45,15 +48,13 @@ class Retriever:
                             source=doc.source, title=doc.title))
         return hits
 
-    def _fuse(self, mode: str, candidates: list[int], dense: dict[int, float],
+    def _fuse(self, mode: RetrievalMode, candidates: list[int], dense: dict[int, float],
               dense_rows: list[int], sparse: np.ndarray,
               sparse_rows: list[int]) -> dict[int, float]:
         if mode == "dense":
             return dense
         if mode == "bm25":
             return {r: float(sparse[r]) for r in candidates}
-        if mode != "hybrid":
-            raise ValueError(f"unknown retrieval mode {mode!r}")
         if self.settings.fusion == "rrf":
             # Reciprocal rank fusion: each list adds 1 / (rrf_k + rank).
             rk = self.settings.rrf_k
