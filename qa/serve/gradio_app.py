@@ -1,5 +1,5 @@
 """The Gradio chat app: `build_app(qa)` builds it (not launched); `ChatHandlers` holds its
-callbacks. `qa.serve.server.serve` mounts it with the API and the widget."""
+callbacks. `qa.serve.api.create_api` mounts it with the API and the widget."""
 
 from __future__ import annotations
 
