@@ -2,7 +2,7 @@
 
 Run: python bench/tune_fusion.py [--beir ../shared/data/scifact] [--split train]
 Dense and BM25 scores of every chunk are computed once per query; fusion is then replayed in
-NumPy exactly as `qa.retrieval.Retriever` does it (checked against it on the first queries),
+NumPy exactly as `qa.retrieve.hybrid.Retriever` does it (checked against it on the first queries),
 so a grid of settings takes seconds. Documents are ranked by their best chunk.
 """
 

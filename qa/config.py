@@ -70,7 +70,8 @@ class Settings:
     backend: Backend = "transformers-int8"
     max_new_tokens: int = 160
     threads: int = 2
-    # The int8 backend's decode steps through qa/kernels (compiled on first use; AVX-512 VNNI).
+    # The int8 backend decodes through qa/generate/int8 kernels (compiled on first use; AVX-512
+    # VNNI).
     native_kernels: bool = True
     max_question_chars: int = 2000
     max_upload_mb: float = 10.0  # per uploaded file in the app

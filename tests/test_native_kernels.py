@@ -1,4 +1,5 @@
-"""The one-token int8 kernels (qa/kernels/int8_decode.c) against PyTorch's layers: bit for bit."""
+"""The one-token int8 kernels (qa/generate/int8/int8_decode.c) against PyTorch's layers: bit for
+bit."""
 
 from __future__ import annotations
 

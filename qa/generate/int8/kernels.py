@@ -1,4 +1,4 @@
-"""The one-token int8 kernels of qa/kernels/int8_decode.c, compiled on first use.
+"""The one-token int8 kernels of int8_decode.c (beside this file), compiled on first use.
 
 At one token per call PyTorch's fbgemm int8 layers read their weights at about three quarters
 of the memory bandwidth here; a plain AVX-512 VNNI pass over row-major int8 weights reads them
