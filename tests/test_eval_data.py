@@ -138,8 +138,8 @@ def test_refusal_scores_as_empty_prediction() -> None:
 def test_summarize_counts_refusal_precision_and_recall() -> None:
     def row(impossible: bool, refused: bool, rank: int | None, cited: bool | None) -> dict:
         return {"is_impossible": impossible, "refused": refused, "em": 0.0, "f1": 0.0,
-                "contains": False, "gold_rank": rank, "citation_ok": cited,
-                "latency_ms": 100.0, "first_token_ms": 50.0}
+                "contains": False, "gold_rank": rank, "gold_in_context": rank == 1,
+                "citation_ok": cited, "latency_ms": 100.0, "first_token_ms": 50.0}
 
     rows = [row(True, True, 1, None), row(True, False, 2, False), row(False, True, 1, None),
             row(False, False, 6, True), row(False, False, None, False)]
@@ -149,6 +149,21 @@ def test_summarize_counts_refusal_precision_and_recall() -> None:
     assert out["retrieval_recall@1"] == round(1 / 3, 4)
     assert out["retrieval_recall@5"] == round(1 / 3, 4)
     assert out["citation_accuracy"] == 0.5
+
+
+def test_summarize_splits_the_misses_into_retrieval_and_reading() -> None:
+    def row(contains: bool, in_context: bool) -> dict:
+        return {"is_impossible": False, "refused": False, "em": 0.0, "f1": 0.0,
+                "contains": contains, "gold_rank": 1 if in_context else None,
+                "gold_in_context": in_context, "citation_ok": True, "latency_ms": 1.0,
+                "first_token_ms": 1.0}
+
+    rows = [row(True, True), row(False, True), row(False, False), row(False, False),
+            row(True, False)]  # a right answer without its paragraph is no miss
+    out = summarize(rows, "m", 3, v2=False)
+    assert (out["misses"], out["misses_from_retrieval"], out["misses_from_reading"]) == (
+        3, round(2 / 3, 4), round(1 / 3, 4))
+    assert summarize([row(True, True)], "m", 1, v2=False)["misses"] == 0
 
 
 def test_eval_commands_parse_the_documented_options() -> None:

@@ -111,18 +111,32 @@ def evaluate_squad(qa: Any, data: SquadData, questions: Sequence[SquadQuestion],
         prediction = "" if answer.refused else " ".join(strip_markers(answer.text).split())
         em, f1 = score_prediction(prediction, q)
         first = answer.citations[0].doc_id if answer.citations else None
+        # The passages the model was given: the hits that reached the similarity floor.
+        given = {h.chunk.doc_id for h in answer.hits
+                 if h.dense_score >= qa.settings.min_dense_score}
         rows.append({
             "id": q.id, "question": q.question, "answers": q.answers[:3],
             "is_impossible": q.is_impossible, "prediction": prediction,
             "refused": answer.refused, "em": em, "f1": round(f1, 4),
             "contains": any(contains_answer(prediction, g) for g in q.answers),
             "gold_rank": ranked.index(q.doc_id) + 1 if q.doc_id in ranked[:20] else None,
+            "gold_in_context": q.doc_id in given,
             "citation_ok": None if answer.refused else first == q.doc_id,
             "latency_ms": answer.timings.get("total_ms", 0.0),
             "first_token_ms": answer.timings.get("first_token_ms", 0.0),
         })
         report("Answering questions", i, len(questions))
     return summarize(rows, qa.model_name, len(data.documents), data.v2)
+
+
+def _misses(answerable: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answerable questions whose answer lacks the gold span, split by cause: retrieval (the
+    gold paragraph was not among the passages the model was given) or reading (it was)."""
+    misses = [r for r in answerable if not r["contains"]]
+    by_retrieval = sum(not r["gold_in_context"] for r in misses)
+    return {"misses": len(misses),
+            "misses_from_retrieval": round(by_retrieval / len(misses), 4) if misses else 0.0,
+            "misses_from_reading": round(1 - by_retrieval / len(misses), 4) if misses else 0.0}
 
 
 def summarize(rows: list[dict[str, Any]], model: str, paragraphs: int,
@@ -142,6 +156,7 @@ def summarize(rows: list[dict[str, Any]], model: str, paragraphs: int,
         "retrieval_recall@5": round(mean(
             float(r["gold_rank"] is not None and r["gold_rank"] <= 5) for r in answerable), 4),
         "citation_accuracy": round(mean(float(bool(r["citation_ok"])) for r in answered), 4),
+        **_misses(answerable),
         "refusal_rate": round(mean(float(r["refused"]) for r in rows), 4),
         "p50_latency_ms": round(percentile(latency, 50), 1),
         "p95_latency_ms": round(percentile(latency, 95), 1),
