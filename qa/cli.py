@@ -227,6 +227,9 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nmodel {report['model']} on {report['cores']} cores, {report['questions']} questions")
     for key in ("answer_accuracy", "refusal_accuracy", "citation_accuracy"):
         print(f"{key:>20}: {report[key]:.1%}")
+    if report["follow_ups"]:
+        print(f"{'follow-ups':>20}: {report['follow_up_answer_accuracy']:.1%} answer accuracy "
+              f"on {report['follow_ups']} answerable follow-up questions")
     for key in ("p50_first_token_ms", "p95_first_token_ms", "p50_total_ms", "p95_total_ms"):
         print(f"{key:>20}: {report[key]:.0f}")
     return 0

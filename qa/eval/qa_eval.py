@@ -1,4 +1,7 @@
-"""End-to-end answer evaluation on a question file (id, q, answers, kind[, all])."""
+"""End-to-end answer evaluation on a question file (id, q, answers, kind[, all, history]).
+
+A line's `history` holds the earlier turns of a conversation, as chat messages
+(`{"role": "user" | "assistant", "content": "..."}`); its `q` is then a follow-up."""
 
 from __future__ import annotations
 
@@ -28,12 +31,21 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
                 row.get("answers"), list) or not all(isinstance(a, str) for a in row["answers"]):
             raise QuestionFileError(f"{path}:{number}: needs 'q' (text) and 'answers' (list of "
                                     "text)")
+        if not _is_history(row.setdefault("history", [])):
+            raise QuestionFileError(f"{path}:{number}: 'history' must be a list of "
+                                    "{\"role\": \"user\" or \"assistant\", \"content\": text}")
         row.setdefault("id", str(number))
         row.setdefault("kind", "fact" if row["answers"] else "unanswerable")
         rows.append(row)
     if not rows:
         raise QuestionFileError(f"{path}: no questions")
     return rows
+
+
+def _is_history(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(m, dict) and set(m) == {"role", "content"}
+        and m["role"] in ("user", "assistant") and isinstance(m["content"], str) for m in value)
 
 
 def expects_refusal(row: dict[str, Any]) -> bool:
@@ -47,7 +59,7 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
     qa.generator  # noqa: B018 - loaded and warmed before timing, as the app does at start-up
     out_rows = []
     for i, row in enumerate(rows, 1):
-        answer = qa.answer(row["q"])
+        answer = qa.answer(row["q"], row["history"])
         passages = {h.chunk.id: h.chunk.text for h in answer.hits}
         if expects_refusal(row):
             correct = 1.0 if answer.refused else 0.0
@@ -59,7 +71,8 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
                 contains_answer(passages.get(c.chunk_id, ""), gold)
                 for c in answer.citations for gold in row["answers"])
         out_rows.append({
-            "id": row["id"], "kind": row["kind"], "question": row["q"], "answer": answer.text,
+            "id": row["id"], "kind": row["kind"], "question": row["q"], "query": answer.query,
+            "follow_up": bool(row["history"]), "answer": answer.text,
             "refused": answer.refused, "correct": round(correct, 4), "citation_ok": cited_ok,
             "citations": [asdict(c) for c in answer.citations],
             "latency": answer.timings.get("total_ms", 0.0),
@@ -67,6 +80,7 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
         })
         report("Answering questions", i, len(rows))
     answerable = [r for r, q in zip(out_rows, rows, strict=True) if not expects_refusal(q)]
+    follow_ups = [r for r in answerable if r["follow_up"]]
     refusable = [r for r, q in zip(out_rows, rows, strict=True) if expects_refusal(q)]
     cited = [r["citation_ok"] for r in answerable if r["citation_ok"] is not None]
     first = [r["first_token_ms"] for r in out_rows]
@@ -77,6 +91,9 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
         "answer_accuracy": round(mean(r["correct"] for r in answerable), 4),
         "refusal_accuracy": round(mean(r["correct"] for r in refusable), 4),
         "citation_accuracy": round(mean(1.0 if ok else 0.0 for ok in cited), 4),
+        "follow_ups": len(follow_ups),
+        "follow_up_answer_accuracy": round(mean(r["correct"] for r in follow_ups), 4)
+        if follow_ups else None,
         "p50_first_token_ms": round(percentile(first, 50), 1),
         "p95_first_token_ms": round(percentile(first, 95), 1),
         "p50_total_ms": round(percentile(total, 50), 1),
