@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from qa.answer.citations import MarkerStream, clean_markers, repair, resolve, strip_markers, support
+from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
 from qa.answer.prompting import (
     ANSWER_SYSTEM,
@@ -121,8 +122,10 @@ class QA:
         return check_question(question, self.settings.max_question_chars)
 
     def standalone(self, question: str, history: list[Message]) -> str:
-        """The question rewritten to stand alone, using the conversation (if any)."""
-        if not history:
+        """The question rewritten to stand alone, using the conversation. A question that
+        does not lean on it is kept as it is (no generation); a rewrite that is no usable
+        question gives way to the question followed by the previous exchange."""
+        if not history or not needs_context(question):
             return question
         turns = [{"role": m["role"], "content": clean_text(strip_markers(m["content"])[:600])}
                  for m in history if m.get("role") in ("user", "assistant") and m.get("content")]
@@ -130,7 +133,8 @@ class QA:
             return question
         text = clean_text("".join(self.generator.stream(rewrite_messages(question, turns), 64)))
         line = text.strip().splitlines()[0].strip() if text.strip() else ""
-        return line if 0 < len(line) <= 3 * len(question) + 200 else question
+        return line if usable_rewrite(line, question, turns) else with_earlier_turn(question,
+                                                                                    turns)
 
     def answer(self, question: str, history: list[Message] | None = None,
                top_k: int | None = None) -> Answer:

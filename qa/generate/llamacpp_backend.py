@@ -54,8 +54,9 @@ class LlamaCppGenerator:
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
         """Token ids of the chat template applied to messages."""
         render = self._render if generation_prompt else self._prefix
-        text = render(messages=messages).prompt  # type: ignore[arg-type]
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        text = render(messages=messages).prompt
+        ids: list[int] = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return ids
 
     def count_tokens(self, text: str) -> int:
         """Tokens of plain text (for speed figures)."""
@@ -71,7 +72,7 @@ class LlamaCppGenerator:
         """Evaluate these leading messages once and keep their key/value state ([]: forget)."""
         ids = self.prompt_tokens(messages, generation_prompt=False) if messages else []
         with self._lock:
-            self.llm.reset()  # type: ignore[no-untyped-call]
+            self.llm.reset()
             self._saved = None
             if ids:
                 compute.run(self.llm.eval, ids)
