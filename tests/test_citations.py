@@ -53,6 +53,25 @@ def test_support_counts_content_words_found_in_passage() -> None:
     assert support("The event was held on 27 November 2018", DOC) == 1.0
 
 
+def test_support_checks_the_person_the_question_names() -> None:
+    said = "Vladimir Voronkov said terrorism is a threat to every state."
+    both = said + " Mr Alimov welcomed the guests."
+    question = "What did Rashid Alimov say?"
+    # Another speaker's words given as Alimov's: the passage never names him.
+    assert support("Rashid Alimov said terrorism is a threat", said, question) == 1.0 / 4
+    assert support("Rashid Alimov said terrorism is a threat", both, question) == 1.0
+    assert support("Voronkov said terrorism is a threat", said, "What did Voronkov say?") == 1.0
+    # Names the question does not ask about count as content words (3 of 5 found here).
+    assert support("Rashid Alimov said terrorism is a threat", said, "Who spoke?") == 0.6
+
+
+def test_a_yes_does_not_count_against_support() -> None:
+    passage = "The event was described as a tradition of the SCO."
+    question = "Was the event described as a tradition?"
+    assert support("Yes, the event was described as a tradition", passage, question) == 1.0
+    assert support("Yes, it was a festival", passage, question) == 0.0
+
+
 def test_resolve_maps_citations_to_exact_sentence_spans() -> None:
     text = "India and Pakistan became full members [1][2]. It rained [5]."
     citations = resolve(text, HITS, min_support=0.5)
