@@ -61,6 +61,10 @@ def test_support_checks_the_person_the_question_names() -> None:
     assert support("Rashid Alimov said terrorism is a threat", said, question) == 1.0 / 4
     assert support("Rashid Alimov said terrorism is a threat", both, question) == 1.0
     assert support("Voronkov said terrorism is a threat", said, "What did Voronkov say?") == 1.0
+    # Acronyms and hyphenated names: a passage may spell them out or join them otherwise.
+    assert support("The UN-SCO event was held in New York", "The event of the UN and the "
+                   "Shanghai Cooperation Organisation was held in New York.",
+                   "Where was the UN-SCO event held?") == 1.0
     # Names the question does not ask about count as content words (3 of 5 found here).
     assert support("Rashid Alimov said terrorism is a threat", said, "Who spoke?") == 0.6
 

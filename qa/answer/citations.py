@@ -90,11 +90,14 @@ _REPLY_WORDS = frozenset(tokenize(["yes"])[0])
 
 
 def _name_words(text: str) -> list[set[str]]:
-    """Each name in text as the set of its words (lower case, possessive 's dropped)."""
+    """Each name in text as the set of its words (lower case, possessive 's dropped, hyphens
+    split). Acronyms are left out: a passage may spell them out ("SCO", "Shanghai Cooperation
+    Organisation")."""
     names = []
     for match in _NAME.finditer(text):
-        words = {w.lower().removesuffix("'s").removesuffix("’s")
-                 for w in _WORD.findall(match.group(0))} - _NOT_NAMES
+        parts = [p for w in _WORD.findall(match.group(0)) for p in w.split("-") if p]
+        words = {p.lower().removesuffix("'s").removesuffix("’s") for p in parts
+                 if not p.isupper()} - _NOT_NAMES
         if words:
             names.append(words)
     return names
@@ -104,7 +107,8 @@ def misnamed(claim: str, passage: str, question: str) -> bool:
     """Whether the claim names someone or something of the question that the passage does
     not name at all: asked what X said, an answer about X from a passage without X."""
     asked = set().union(*_name_words(question)) if question else set()
-    held = {w.lower().removesuffix("'s").removesuffix("’s") for w in _WORD.findall(passage)}
+    held = {p.lower().removesuffix("'s").removesuffix("’s")
+            for w in _WORD.findall(passage) for p in w.split("-") if p}
     return any(name & asked and not name & held for name in _name_words(claim))
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import gradio as gr
 
 from qa.answer.pipeline import QA
-from qa.errors import QAError, QuestionError, UploadError
+from qa.errors import QAError, QuestionError
 from qa.serve import html as ui
 from qa.serve.state import Models, installed_models
 from qa.serve.uploads import Uploads, index_uploads
@@ -120,7 +120,7 @@ class ChatHandlers:
         try:
             progress(0, desc="Indexing your documents")
             new = index_uploads(files, self.qa.settings, self.qa.embedder, report)
-        except UploadError as exc:
+        except QAError as exc:  # a limit broken, no usable text, a full disk
             return (ui.message_html(str(exc)), uploads, self.status(uploads), gr.skip(),
                     gr.skip(), gr.skip())
         if uploads is not None:
