@@ -114,8 +114,7 @@ def misnamed(claim: str, passage: str, question: str) -> bool:
 
 def support(claim: str, passage: str, question: str = "") -> float:
     """Fraction of the claim's content words (stemmed, no stop words) found in the passage,
-    quartered when the claim has a number that the passage lacks (a likely invention), and
-    quartered when it names someone the question asks about whom the passage never names.
+    quartered when the claim has a number that the passage lacks (a likely invention).
 
     Words the claim merely repeats from the question are left out when others remain: the
     answer's new words are what the passage has to hold.
@@ -127,8 +126,6 @@ def support(claim: str, passage: str, question: str = "") -> float:
         return 0.0
     score = len(words & set(tokenize([passage])[0])) / len(words)
     if not set(_NUMBER.findall(claim)) <= set(_NUMBER.findall(passage)):
-        score /= 4
-    if question and misnamed(claim, passage, question):
         score /= 4
     return score
 

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from qa.answer.citations import MarkerStream, clean_markers, repair, resolve, strip_markers, support
+from qa.answer.citations import (
+    MarkerStream,
+    clean_markers,
+    misnamed,
+    repair,
+    resolve,
+    strip_markers,
+    support,
+)
 from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
 from qa.answer.prompting import (
@@ -214,6 +222,10 @@ class QA:
         ) >= self.settings.min_support
         doubtful = (draft.refusal_logprob is not None
                     and draft.refusal_logprob > self.settings.refusal_logprob)
+        # Whole chunks, not the windows the model saw: a name may stand a sentence away.
+        cited = " ".join(h.chunk.text for h in draft.hits
+                         if h.chunk.id in {c.chunk_id for c in citations})
+        grounded = grounded and not misnamed(strip_markers(text), cited, query)
         if not text or looks_like_refusal(text) or not citations or not grounded or doubtful:
             return self._refusal(draft)
         draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
