@@ -39,6 +39,7 @@ def test_standalone_questions(question: str) -> None:
     ("The quarterly review meeting must be held every second Tuesday in room 4B.", False),
     ("Who must attend it?", False),  # nothing named from the conversation
     ("Where is the quarterly review held?", False),  # no longer asks who
+    ("Who must attend it in room 4B?", False),  # "it" still stands for something
     ("Who must attend the quarterly review meeting? " * 8, False),  # far longer than needed
 ])
 def test_a_rewrite_is_kept_when_it_is_the_question_made_standalone(rewrite: str,

@@ -14,6 +14,9 @@ REFERRING = frozenset({
     "these", "those", "he", "him", "his", "himself", "she", "her", "hers", "herself", "there",
     "then", "one", "ones", "such", "same", "former", "latter", "else", "other", "others",
     "another"})
+# Of those, the words a standalone rewrite must have replaced by what they stand for.
+PRONOUNS = frozenset({"it", "its", "they", "them", "their", "this", "that", "these", "those",
+                      "he", "him", "his", "she", "her"})
 OPENERS = frozenset({"and", "but", "so", "also", "or", "then"})  # "And when?" continues
 QUESTION_WORDS = frozenset({"who", "whom", "whose", "what", "when", "where", "which", "why",
                             "how"})
@@ -47,11 +50,14 @@ def needs_context(question: str) -> bool:
 def usable_rewrite(rewrite: str, question: str, history: list[Message]) -> bool:
     """Whether the model's rewrite can stand for the question: one question (it ends with a
     question mark), no longer than needed, asking what was asked (the question's question
-    words are kept), with something named from the conversation that the question lacked."""
+    words are kept), its pronouns replaced, with something named from the conversation that
+    the question lacked."""
     if not rewrite.endswith("?") or len(rewrite) > 3 * len(question) + 200:
         return False
-    asked = set(_words(question)) & QUESTION_WORDS
-    if asked and not asked & set(_words(rewrite)):
+    asked, written = set(_words(question)), set(_words(rewrite))
+    if asked & QUESTION_WORDS and not asked & QUESTION_WORDS & written:
+        return False
+    if asked & PRONOUNS & written:  # "When did John F. Kennedy propose it?"
         return False
     said = set(tokenize([" ".join(m["content"] for m in history)])[0])
     added = set(tokenize([rewrite])[0]) - set(tokenize([question])[0])
