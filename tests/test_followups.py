@@ -80,29 +80,3 @@ def test_a_statement_for_a_rewrite_gives_way_to_the_question_and_its_context(
     assert answer.query == with_earlier_turn("Who must attend it?", HISTORY)
     assert not answer.refused and answer.text == "Attendance is mandatory for team leads [1]."
 
-
-SPEECHES = ("Vladimir Voronkov said terrorism is a threat to every state. He asked for more "
-            "cooperation between the regional offices.\n\nRashid Alimov welcomed the guests "
-            "and thanked the hosts of the meeting.\n")
-
-
-@pytest.mark.parametrize(("question", "reply", "refused"), [
-    # Another speaker's words given as the asked person's: the cited passage never names him.
-    ("What did Rashid Alimov say about terrorism?",
-     "Rashid Alimov said terrorism is a threat to every state [{n}].", True),
-    ("What did Vladimir Voronkov say about terrorism?",
-     "Vladimir Voronkov said terrorism is a threat to every state [{n}].", False)])
-def test_words_put_in_the_wrong_mouth_are_refused(tmp_path: Path, settings: Settings,
-                                                 embedder: Embedder, question: str, reply: str,
-                                                 refused: bool) -> None:
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "speeches.txt").write_text(SPEECHES, encoding="utf-8")
-    small = Settings.from_env(chunk_tokens=24, chunk_overlap_tokens=0)  # one paragraph a chunk
-    index = build_index([tmp_path / "docs"], tmp_path / "index", small, embedder).index
-    qa = QA(small, index, embedder, ScriptedGenerator())
-    hits = qa.retriever.search(question, 2)
-    assert len(hits) == 2  # both paragraphs are passages; the reply cites Voronkov's
-    quoted = next(h.rank for h in hits if h.chunk.text.startswith("Vladimir"))
-    qa.generator.replies = [reply.format(n=quoted)]  # type: ignore[attr-defined]
-    answer = qa.answer(question, top_k=2)
-    assert answer.refused is refused

@@ -72,44 +72,8 @@ class MarkerStream:
 _TIE = 0.05
 Similarity = Callable[[str], dict[int, float]]
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# A name: a run of capitalised words ("Rashid Alimov", "SCO", "New York").
-_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
-_WORD = re.compile(r"[\w-]+")
-# Capitalised words that name nothing (sentence openers, pronouns, titles).
-_NOT_NAMES = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-    "these", "they", "this", "to", "was", "will", "with", "yes", "he", "she", "his", "her",
-    "its", "we", "our", "you", "i", "according", "however", "also", "both", "after", "before",
-    "during", "when", "where", "who", "what", "which", "why", "how", "since", "while", "all",
-    "each", "some", "many", "most", "mr", "mrs", "ms", "dr"})
-
-
 # "Yes, ..." answers a yes/no question; the word itself is nothing a passage has to hold.
 _REPLY_WORDS = frozenset(tokenize(["yes"])[0])
-
-
-def _name_words(text: str) -> list[set[str]]:
-    """Each name in text as the set of its words (lower case, possessive 's dropped, hyphens
-    split). Acronyms are left out: a passage may spell them out ("SCO", "Shanghai Cooperation
-    Organisation")."""
-    names = []
-    for match in _NAME.finditer(text):
-        parts = [p for w in _WORD.findall(match.group(0)) for p in w.split("-") if p]
-        words = {p.lower().removesuffix("'s").removesuffix("’s") for p in parts
-                 if not p.isupper()} - _NOT_NAMES
-        if words:
-            names.append(words)
-    return names
-
-
-def misnamed(claim: str, passage: str, question: str) -> bool:
-    """Whether the claim names someone or something of the question that the passage does
-    not name at all: asked what X said, an answer about X from a passage without X."""
-    asked = set().union(*_name_words(question)) if question else set()
-    held = {p.lower().removesuffix("'s").removesuffix("’s")
-            for w in _WORD.findall(passage) for p in w.split("-") if p}
-    return any(name & asked and not name & held for name in _name_words(claim))
 
 
 def support(claim: str, passage: str, question: str = "") -> float:

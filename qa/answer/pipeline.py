@@ -12,7 +12,6 @@ from typing import Literal
 from qa.answer.citations import (
     MarkerStream,
     clean_markers,
-    misnamed,
     repair,
     resolve,
     strip_markers,
@@ -222,10 +221,6 @@ class QA:
         ) >= self.settings.min_support
         doubtful = (draft.refusal_logprob is not None
                     and draft.refusal_logprob > self.settings.refusal_logprob)
-        # Whole chunks, not the windows the model saw: a name may stand a sentence away.
-        cited = " ".join(h.chunk.text for h in draft.hits
-                         if h.chunk.id in {c.chunk_id for c in citations})
-        grounded = grounded and not misnamed(strip_markers(text), cited, query)
         if not text or looks_like_refusal(text) or not citations or not grounded or doubtful:
             return self._refusal(draft)
         draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
