@@ -69,6 +69,12 @@ class Settings:
     model: ModelName = "qwen2.5-coder-1.5b"
     backend: Backend = "transformers-int8"
     max_new_tokens: int = 160
+    # Example questions the app shows, written by the model from the documents (0: none).
+    example_questions: int = 3
+    # When the model refuses, ask once more with whole passages, twice as many.
+    retry_refusals: bool = True
+    # Ask the model, in the same conversation, for the answer's key phrase (Answer.short).
+    short_answer: bool = True
     threads: int = 2
     # The int8 backend decodes through qa/generate/int8 kernels (compiled on first use; AVX-512
     # VNNI).
@@ -122,6 +128,8 @@ class Settings:
             raise SettingsError("refusal_logprob is a log-probability: 0 or below")
         if not -1.0 <= self.min_dense_score <= 1.0:
             raise SettingsError("min_dense_score must be between -1 and 1")
+        if not 0 <= self.example_questions <= 10:
+            raise SettingsError(f"example_questions must be 0 to 10, got {self.example_questions}")
         if self.window_sentences < 0:
             raise SettingsError(f"window_sentences must be 0 or more, got {self.window_sentences}")
         try:

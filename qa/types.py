@@ -8,6 +8,10 @@ from typing import Any, Literal, get_args
 Message = dict[str, str]  # one chat message: {"role": ..., "content": ...}
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 RETRIEVAL_MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
+# Why an answer was refused: no passage was similar enough, the model said the passages do not
+# answer, its answer cited nothing, no cited passage supported it, the model found refusing
+# about as likely, or it was about to repeat protected text.
+RefusalReason = Literal["", "no_passages", "model", "uncited", "unsupported", "unsure", "guard"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,14 @@ class Answer:
     query: str = ""
     model: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    refusal: RefusalReason = ""
+    # The log-probability the model gave the refusal as its reply (None: not measured).
+    refusal_logprob: float | None = None
+    short: str = ""  # the answer's key phrase, copied from a passage where it can be
+    withheld: str = ""  # the model's text that the checks refused (never sent to clients)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (timings in milliseconds)."""
-        return asdict(self)
+        """Plain JSON-ready dict (timings in milliseconds), without the withheld text."""
+        out = asdict(self)
+        del out["withheld"]
+        return out

@@ -43,6 +43,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     for key in list(os.environ):
         if key.startswith("QA_") and key != "QA_CACHE_DIR":
             monkeypatch.delenv(key)
+    # The app's example questions cost generations once the model is ready, which would take
+    # scripted replies meant for the test; the tests of the examples turn them on.
+    monkeypatch.setenv("QA_EXAMPLE_QUESTIONS", "0")
 
 
 @pytest.fixture(scope="session")

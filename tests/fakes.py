@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from qa.answer.short import SHORT_REQUEST
 from qa.config import Backend
 from qa.generate.base import ReplyStream
 from qa.types import Message
 
 
 class FakeGenerator:
-    """The Generator contract over `pieces()`, which subclasses write; no model behind it."""
+    """The Generator contract over `pieces()`, which subclasses write; no model behind it.
+
+    The pipeline's request for a short answer (qa.answer.short) gets `short` as its reply and
+    is recorded in `short_calls`, apart from the scripted conversation."""
 
     name = "fake"
     backend: Backend = "transformers"
     scores_alternatives = False
+    short = ""
 
     def pieces(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
         raise NotImplementedError
 
     def stream(self, messages: list[Message], max_new_tokens: int,
                alternative: str | None = None) -> ReplyStream:
+        if messages and messages[-1]["content"] == SHORT_REQUEST:
+            self.short_calls = [*getattr(self, "short_calls", []), messages]
+            return ReplyStream([self.short])
         return ReplyStream(self.pieces(messages, max_new_tokens))
 
     def keep_prefix(self, messages: list[Message]) -> None:
@@ -63,7 +71,7 @@ class ScoringScriptedGenerator(ScriptedGenerator):
 
     def stream(self, messages: list[Message], max_new_tokens: int,
                alternative: str | None = None) -> ReplyStream:
-        if alternative is None:
+        if alternative is None or messages[-1]["content"] == SHORT_REQUEST:
             return super().stream(messages, max_new_tokens)
         self.alternatives.append(alternative)
         scored = ReplyStream()

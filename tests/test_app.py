@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import json
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +13,7 @@ import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 
+from qa.answer.examples import cached_examples
 from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import SettingsError, UploadError
@@ -144,27 +147,51 @@ def test_scores_clear_and_status(started: Started) -> None:
     assert '<span class="qa-scores">score ' in sources
     assert "qa-scores" not in client.predict(False, api_name="/show_scores")
     assert client.predict(api_name="/clear") == ("", [], EMPTY_SOURCES)
-    status, _ = client.predict(api_name="/status")
+    status, _, examples = client.predict(api_name="/status")
     assert status.startswith('<p class="qa-status">Model: <b>scripted</b> (ready) · Documents: '
                              "sco-un-special-event-2018.txt (1 file, ")
+    assert examples["samples"] == [] and examples["visible"] is False  # QA_EXAMPLE_QUESTIONS=0
 
 
-def test_page_is_titled_for_the_documents_with_generic_examples(corpus_index,
-                                                                 embedder) -> None:
+def test_page_is_titled_for_the_documents(corpus_index, embedder) -> None:
     qa = QA(Settings.from_env(), corpus_index, embedder, ScriptedGenerator("x"))
     demo = build_app(qa)
     title = "Ask about: SCO Secretary-General: Combatting Global Challenges Calls for an Effective…"
     assert demo.title == title
     config = demo.get_config_file()
-    dataset = [c for c in config["components"] if c["type"] == "dataset"]
-    assert [row[0] for row in dataset[0]["props"]["samples"]] == [
-        "What is this document about?",
-        "What are the main points of “SCO Secretary-General: Combatting Global Challenges "
-        "Calls for an Effective…”?",
-        "Who is mentioned in the document, and in what role?",
-        "When and where did the events described take place?"]
     named = {d["api_name"] for d in config["dependencies"] if d.get("api_name")}
-    assert {"ask", "clear", "status", "upload", "show_scores"} <= named
+    assert {"ask", "clear", "status", "upload", "show_scores", "example"} <= named
+
+
+def test_examples_are_questions_the_model_wrote_and_the_app_answered(
+        corpus_index, embedder, tmp_path) -> None:
+    written = "Which countries were granted full membership of the SCO?"
+    generator = ScriptedGenerator(written, "India and Pakistan were granted full membership [1].",
+                                  "Not a question.")
+    settings = Settings.from_env(example_questions=3, cache_dir=tmp_path)
+    qa = QA(settings, corpus_index, embedder, generator)
+    models = Models(qa)
+    demo = build_app(qa, models)
+    assert models.examples is None  # nothing shown before the model has written them
+    models.load_in_background()
+    try:
+        client = Client(launch(demo), verbose=False)
+        deadline = time.monotonic() + 60
+        while models.examples is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _, _, examples = client.predict(api_name="/status")
+        assert client.predict(0, api_name="/example") == written  # the sample chosen fills in
+    finally:
+        demo.close()
+    assert models.examples == [written]  # the other passages' replies were no questions
+    assert examples["samples"] == [[written]] and examples["__type__"] == "update"
+    # six passages tried: one question written and answered, five replies that were none
+    assert len(generator.calls) == 7
+    [kept] = (tmp_path / "examples").iterdir()
+    assert json.loads(kept.read_text()) == [written]
+    again = QA(settings, corpus_index, embedder, ScriptedGenerator("unused"))
+    assert cached_examples(again, tmp_path / "examples") == [written]  # no generation
+    assert again.generator.calls == []  # type: ignore[attr-defined]
 
 
 def test_uploaded_documents_are_used_in_that_session_only(started: Started, tmp_path,

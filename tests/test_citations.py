@@ -53,6 +53,15 @@ def test_support_counts_content_words_found_in_passage() -> None:
     assert support("The event was held on 27 November 2018", DOC) == 1.0
 
 
+def test_a_number_taken_from_the_question_is_no_invention() -> None:
+    passage = "Manning and Newton set the record for the largest age gap (Newton was 26)."
+    question = "How old was Newton in Super Bowl 50?"
+    assert support("Newton was 26 in Super Bowl 50.", passage, question) == 1.0
+    assert support("Newton was 27 in Super Bowl 50.", passage, question) == 0.0 / 4
+    # new words 26 and 51; 51 is in neither: half the words, quartered
+    assert support("Newton was 26 in Super Bowl 51.", passage, question) == 0.5 / 4
+
+
 def test_a_yes_does_not_count_against_support() -> None:
     passage = "The event was described as a tradition of the SCO."
     question = "Was the event described as a tradition?"

@@ -138,7 +138,8 @@ def test_refusal_scores_as_empty_prediction() -> None:
 def test_summarize_counts_refusal_precision_and_recall() -> None:
     def row(impossible: bool, refused: bool, rank: int | None, cited: bool | None) -> dict:
         return {"is_impossible": impossible, "refused": refused, "em": 0.0, "f1": 0.0,
-                "contains": False, "gold_rank": rank, "gold_in_context": rank == 1,
+                "f1_sentence": 0.0, "refusal": "model" if refused else "", "contains": False,
+                "gold_rank": rank, "gold_in_context": rank == 1,
                 "citation_ok": cited, "latency_ms": 100.0, "first_token_ms": 50.0}
 
     rows = [row(True, True, 1, None), row(True, False, 2, False), row(False, True, 1, None),
@@ -149,12 +150,14 @@ def test_summarize_counts_refusal_precision_and_recall() -> None:
     assert out["retrieval_recall@1"] == round(1 / 3, 4)
     assert out["retrieval_recall@5"] == round(1 / 3, 4)
     assert out["citation_accuracy"] == 0.5
+    assert out["answerable_refused_by"] == {"model": 1}  # the impossible one is not counted
 
 
 def test_summarize_splits_the_misses_into_retrieval_and_reading() -> None:
     def row(contains: bool, in_context: bool) -> dict:
         return {"is_impossible": False, "refused": False, "em": 0.0, "f1": 0.0,
-                "contains": contains, "gold_rank": 1 if in_context else None,
+                "f1_sentence": 0.0, "refusal": "", "contains": contains,
+                "gold_rank": 1 if in_context else None,
                 "gold_in_context": in_context, "citation_ok": True, "latency_ms": 1.0,
                 "first_token_ms": 1.0}
 

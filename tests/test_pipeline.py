@@ -147,3 +147,101 @@ def test_prompt_fences_passages_as_data(corpus_index, embedder) -> None:
     for hit in hits[1:]:
         assert f'<passage id="{hit.rank}"' in user["content"] and hit.chunk.text in user["content"]
 
+
+
+def test_short_answer_is_asked_in_the_same_conversation(corpus_index, embedder) -> None:
+    generator = ScriptedGenerator("India and Pakistan were granted full membership [1].")
+    generator.short = "india and pakistan"
+    answer = QA(Settings.from_env(), corpus_index, embedder, generator).answer(MEMBERS)
+    assert answer.short == "India and Pakistan"  # spelled as the passage spells it
+    [(*conversation, reply, request)] = generator.short_calls
+    assert conversation == generator.calls[0]
+    assert reply == {"role": "assistant",
+                     "content": "India and Pakistan were granted full membership [1]."}
+    assert request["role"] == "user" and "short answer" in request["content"]
+    assert answer.to_dict()["short"] == "India and Pakistan" and "short_ms" in answer.timings
+
+
+def test_no_short_answer_for_a_refusal_or_when_turned_off(corpus_index, embedder) -> None:
+    generator = ScriptedGenerator("The documents do not say.")
+    generator.short = "2001"
+    answer = QA(Settings.from_env(), corpus_index, embedder, generator).answer(
+        "In what year was the SCO founded?")
+    assert answer.refused and answer.refusal == "model" and answer.short == ""
+    assert not hasattr(generator, "short_calls")
+    generator = ScriptedGenerator("India and Pakistan were granted full membership [1].")
+    generator.short = "India and Pakistan"
+    answer = QA(Settings.from_env(short_answer=False), corpus_index, embedder,
+                generator).answer(MEMBERS)
+    assert answer.short == "" and not hasattr(generator, "short_calls")
+
+
+@pytest.mark.parametrize(("reply", "reason"), [
+    ("The SCO was founded in 2001 by six states [1].", "unsupported"),
+    ("The SCO was founded in 1996 by five states.", "uncited"),  # no passage to cite
+])
+def test_a_refusal_says_which_check_refused_and_keeps_the_withheld_text(
+        corpus_index, embedder, reply: str, reason: str) -> None:
+    qa = _qa(corpus_index, embedder, reply)
+    answer = qa.answer("In what year was the SCO founded?")
+    assert answer.refused and answer.refusal == reason
+    assert answer.withheld.startswith(reply.split(" [")[0].rstrip("."))
+    assert "withheld" not in answer.to_dict()  # never sent to clients
+
+
+def test_a_refusal_is_asked_again_with_whole_and_more_passages(corpus_index, embedder) -> None:
+    qa = _qa(corpus_index, embedder, REFUSAL,
+             "India and Pakistan were granted full membership [1].")
+    events = list(qa.stream(MEMBERS))
+    streamed = "".join(e.text for e in events if e.kind == "token")
+    assert streamed == "India and Pakistan were granted full membership [1]."  # no refusal shown
+    first, second = qa.generator.calls  # type: ignore[attr-defined]
+    assert first[-1]["content"].count("<passage ") == 3
+    assert second[-1]["content"].count("<passage ") == 6
+    answer = events[-1].answer
+    assert answer is not None and not answer.refused and len(answer.hits) == 6
+    assert "retry_ms" in answer.timings
+    whole = {h.chunk.text for h in qa.retriever.search(MEMBERS, 6)}
+    assert all(h.chunk.text in whole for h in answer.hits)  # whole chunks, not windows
+
+
+def test_no_second_try_when_turned_off(corpus_index, embedder) -> None:
+    qa = _qa(corpus_index, embedder, REFUSAL, "unused [1].", retry_refusals=False)
+    events = list(qa.stream(MEMBERS))
+    assert "".join(e.text for e in events if e.kind == "token") == REFUSAL
+    assert len(qa.generator.calls) == 1  # type: ignore[attr-defined]
+    assert events[-1].answer is not None and events[-1].answer.refusal == "model"
+
+
+@pytest.mark.parametrize(("logprob", "refused"), [(-2.5, True), (-3.5, False)])
+def test_an_answer_on_the_second_try_must_be_surer(corpus_index, embedder, logprob: float,
+                                                   refused: bool) -> None:
+    generator = ScoringScriptedGenerator(
+        REFUSAL, "India and Pakistan were granted full membership [1].",
+        alternative_logprob=logprob)
+    qa = QA(Settings.from_env(refusal_logprob=-2.0), corpus_index, embedder, generator)
+    answer = qa.answer(MEMBERS)
+    assert len(generator.calls) == 2  # the refusal, then the second try
+    assert answer.refused is refused and answer.refusal == ("unsure" if refused else "")
+
+
+def test_a_short_answer_is_its_own_short_form_without_generation(corpus_index,
+                                                                 embedder) -> None:
+    generator = ScriptedGenerator("India and Pakistan [1].")
+    answer = QA(Settings.from_env(), corpus_index, embedder, generator).answer(MEMBERS)
+    assert answer.short == "India and Pakistan"
+    assert not hasattr(generator, "short_calls")
+
+
+@pytest.mark.parametrize(("question", "refused"), [
+    # Guterres attends; the words are Alimov's ("... in Eurasia ...," Mr Alimov said.)
+    ("What did Antonio Guterres say the SCO has become in Eurasia?", True),
+    ("What did Rashid Alimov say the SCO has become in Eurasia?", False),
+    ("What is the SCO in Eurasia?", False),  # nobody's words asked for: no speaker to check
+])
+def test_words_are_only_given_to_the_speaker_the_passage_names(
+        corpus_index, embedder, question: str, refused: bool) -> None:
+    reply = "He said the SCO has become a reliable partner for the UN in Eurasia [1]."
+    answer = _qa(corpus_index, embedder, reply, retry_refusals=False).answer(question)
+    assert answer.refused is refused
+    assert answer.refusal == ("unsupported" if refused else "")

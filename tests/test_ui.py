@@ -40,6 +40,15 @@ def test_answer_markers_become_chips_linking_to_their_sources() -> None:
                    'title="SCO &lt;news&gt;">[1]</a>.')
 
 
+def test_short_answer_is_bold_above_the_answer_and_escaped() -> None:
+    hit = _hit(DOC[12:], 12)
+    cite = _citation(hit, "India & Pakistan <b>joined</b>.")
+    out = ui.answer_html("India & Pakistan [1].", 3, [cite], short="India & *Pakistan*")
+    assert out.startswith('<b class="qa-short">India &#38; &#42;Pakistan&#42;</b><br>India')
+    assert ui.answer_html(REFUSAL, 1, refused=True, short="x") == ui.answer_html(
+        REFUSAL, 1, refused=True)  # a refusal has no short answer
+
+
 def test_unsupported_and_unresolved_markers() -> None:
     hit = _hit(DOC[12:], 12)
     cite = _citation(hit, "India & Pakistan <b>joined</b>.", supported=False, n=2)
@@ -153,18 +162,11 @@ def test_searching_panel_lists_retrieved_passages() -> None:
     assert ui.searching_html("q?", "", [], 1).count("Searching…") == 1
 
 
-def test_titles_and_examples_come_from_the_documents() -> None:
+def test_titles_come_from_the_documents() -> None:
     long = "A " * 60 + "title"
     assert ui.app_title(["Annual report 2024"]) == "Ask about: Annual report 2024"
     assert ui.app_title(["a", "b"]) == "Ask about 2 documents"
     assert len(ui.app_title([long])) <= len("Ask about: ") + 80
-    assert ui.example_questions(["Annual report 2024"]) == [
-        "What is this document about?",
-        "What are the main points of “Annual report 2024”?",
-        "Who is mentioned in the document, and in what role?",
-        "When and where did the events described take place?"]
-    many = ui.example_questions(["First", "Second", "Third"])
-    assert len(many) == 4 and "“First”" in many[1] and "“Second”" in many[2]
 
 
 def test_status_line_names_model_and_documents() -> None:

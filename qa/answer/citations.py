@@ -78,7 +78,8 @@ _REPLY_WORDS = frozenset(tokenize(["yes"])[0])
 
 def support(claim: str, passage: str, question: str = "") -> float:
     """Fraction of the claim's content words (stemmed, no stop words) found in the passage,
-    quartered when the claim has a number that the passage lacks (a likely invention).
+    quartered when the claim has a number that neither the passage nor the question has (a
+    likely invention).
 
     Words the claim merely repeats from the question are left out when others remain: the
     answer's new words are what the passage has to hold.
@@ -89,7 +90,7 @@ def support(claim: str, passage: str, question: str = "") -> float:
     if not words:
         return 0.0
     score = len(words & set(tokenize([passage])[0])) / len(words)
-    if not set(_NUMBER.findall(claim)) <= set(_NUMBER.findall(passage)):
+    if not set(_NUMBER.findall(claim)) <= set(_NUMBER.findall(passage + " " + question)):
         score /= 4
     return score
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import collections.abc
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from qa.answer.attribution import attributed
 from qa.answer.citations import (
     MarkerStream,
     clean_markers,
@@ -28,6 +29,7 @@ from qa.answer.prompting import (
     rewrite_messages,
 )
 from qa.answer.questions import check_question, clean_text
+from qa.answer.short import MAX_SHORT_TOKENS, SHORT_WORDS, pick_short, short_messages
 from qa.config import Settings
 from qa.generate.base import Generator
 from qa.generate.registry import load_generator
@@ -36,9 +38,12 @@ from qa.index.store import Index, load_index
 from qa.progress import Reporter, print_reporter
 from qa.retrieve.hybrid import Retriever
 from qa.retrieve.windows import sentence_windows
-from qa.types import Answer, Hit, Message
+from qa.types import Answer, Hit, Message, RefusalReason
 
 EventKind = Literal["query", "hits", "token", "done"]
+# How much less likely the refusal must be for an answer given on the second try (log-prob),
+# set on SQuAD v1.1 and v2.0 samples of seed 2 (BENCHMARKS.md section 2).
+RETRY_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,19 @@ class Draft:
     relevant: list[Hit] = field(default_factory=list)
     text: str = ""
     refusal_logprob: float | None = None  # the model's own log-probability of refusing
+    retried: bool = False  # asked a second time, with more passages, after a refusal
+
+
+@dataclass
+class Reply:
+    """One generated answer: its prompt, raw and cleaned text, and how it ended."""
+
+    messages: list[Message]
+    raw: str
+    text: str
+    tripped: bool  # the output guard stopped it
+    refusal_logprob: float | None
+    held: str = ""  # the refusal, not streamed, when it was held back
 
 
 def load_warm_generator(settings: Settings, name: str | None = None,
@@ -172,45 +190,113 @@ class QA:
         if not draft.relevant:
             draft.timings["first_token_ms"] = _ms(time.perf_counter() - started)
             yield Event("token", text=REFUSAL)
-            yield Event("done", answer=self._refusal(draft))
+            yield Event("done", answer=self._refusal(draft, "no_passages"))
             return
 
+        # With more context to offer, the model's refusal is held back (not streamed) while
+        # the reply can still become it: a refused first try is then asked again, once.
+        hold = self.settings.retry_refusals
+        reply = yield from self._generate(draft, hold)
+        if reply.held:
+            wider = self._wider(draft, retriever, top_k or self.settings.top_k) if hold else []
+            if wider:
+                t0 = time.perf_counter()
+                draft.hits = draft.relevant = wider
+                draft.retried = True
+                reply = yield from self._generate(draft, hold=False)
+                draft.timings["retry_ms"] = _ms(time.perf_counter() - t0)
+            else:
+                yield Event("token", text=reply.held)
+        draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+        if reply.tripped:  # a protected term: nothing of it was shown; refuse
+            yield Event("done", answer=self._refusal(draft, "guard"))
+            return
+        draft.text = reply.text
+        draft.refusal_logprob = reply.refusal_logprob
+        answer = self._check(draft, retriever.index)
+        if not answer.refused and self.settings.short_answer:
+            answer = self._with_short(answer, reply.messages, reply.raw, draft)
+        yield Event("done", answer=answer)
+
+    def _generate(self, draft: Draft, hold: bool) -> collections.abc.Generator[Event, None, Reply]:
+        """Stream the model's answer from draft.relevant as token events; with `hold`, a reply
+        that is exactly the refusal is not streamed but returned as `held`."""
         t0 = time.perf_counter()
         markers = MarkerStream(len(draft.relevant))
-        guard = OutputGuard(protected_terms(
-            self.system_prompt, [h.chunk.text for h in draft.relevant], draft.query))
+        guard = self._guard(draft)
         messages = answer_messages(draft.query, draft.relevant, self.system_prompt)
         generator = self.generator
         # Scoring the refusal costs a forward pass; skip it when the check is off (0).
         scored = generator.scores_alternatives and self.settings.refusal_logprob < 0
         pieces = generator.stream(messages, self.settings.max_new_tokens,
                                   alternative=REFUSAL if scored else None)
+        held = ""  # text not shown yet because it may still turn out to be the refusal
         try:
             for piece in pieces:
                 delta = guard.feed(markers.feed(clean_text(piece)))
                 if guard.tripped:
                     break
+                if hold:
+                    held += delta
+                    if REFUSAL.startswith(held.lstrip()):
+                        continue
+                    delta, held, hold = held, "", False
                 if delta:
-                    draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+                    draft.timings.setdefault("first_token_ms",
+                                             _ms(time.perf_counter() - draft.started))
                     yield Event("token", text=delta)
         finally:
             pieces.close()
-        tail = guard.feed(markers.flush()) + guard.flush()
-        if tail:
-            yield Event("token", text=tail)
-        draft.timings["generate_ms"] = _ms(time.perf_counter() - t0)
-        draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
-        if guard.tripped:  # a protected term: nothing of it was shown; refuse
-            yield Event("done", answer=self._refusal(draft))
-            return
-        draft.text = guard.clean(clean_markers(markers.raw, len(draft.relevant))).strip()
-        draft.refusal_logprob = pieces.alternative_logprob
-        yield Event("done", answer=self._check(draft, retriever.index))
+        held += guard.feed(markers.flush()) + guard.flush()
+        draft.timings["generate_ms"] = round(
+            draft.timings.get("generate_ms", 0.0) + _ms(time.perf_counter() - t0), 1)
+        reply = Reply(messages=messages, raw=markers.raw, tripped=guard.tripped,
+                      text=guard.clean(clean_markers(markers.raw, len(draft.relevant))).strip(),
+                      refusal_logprob=pieces.alternative_logprob)
+        if hold and held.strip() == REFUSAL:
+            reply.held = held
+        elif held:
+            yield Event("token", text=held)
+        return reply
+
+    def _wider(self, draft: Draft, retriever: Retriever, top_k: int) -> list[Hit]:
+        """Whole passages, twice as many, for asking again; [] when that adds nothing."""
+        floor = self.settings.min_dense_score
+        wider = [h for h in retriever.search(draft.query, 2 * top_k) if h.dense_score >= floor]
+        return [] if [h.chunk for h in wider] == [h.chunk for h in draft.relevant] else wider
+
+    def _with_short(self, answer: Answer, messages: list[Message], reply: str,
+                    draft: Draft) -> Answer:
+        """The answer with its short form, asked in the same conversation (whose cache the
+        generator reuses: only the request's few tokens are evaluated)."""
+        t0 = time.perf_counter()
+        if len(strip_markers(answer.text).split()) <= SHORT_WORDS:
+            text = strip_markers(answer.text)  # short already: no generation
+        else:
+            pieces = self.generator.stream(short_messages(messages, reply), MAX_SHORT_TOKENS)
+            try:
+                text = clean_text("".join(pieces))
+            finally:
+                pieces.close()
+        guard = self._guard(draft)
+        short = pick_short(guard.feed(text) + guard.flush(),
+                           [h.chunk.text for h in draft.relevant], answer.text, draft.query)
+        timings = {**answer.timings, "short_ms": _ms(time.perf_counter() - t0),
+                   "total_ms": _ms(time.perf_counter() - draft.started)}
+        return replace(answer, short="" if guard.tripped else short, timings=timings)
+
+    def _guard(self, draft: Draft) -> OutputGuard:
+        """The output guard for this question's passages."""
+        return OutputGuard(protected_terms(
+            self.system_prompt, [h.chunk.text for h in draft.relevant], draft.query))
 
     def _check(self, draft: Draft, index: Index) -> Answer:
         """Decide refusal from the model's words, the citations and their support, and the
         probability the model itself gave the refusal as its reply."""
-        text, relevant, query = draft.text, draft.relevant, draft.query
+        # The checks read whole passages: a window may leave out what supports a true claim.
+        whole = {h.chunk.id: h for h in draft.hits}
+        relevant = [whole.get(h.chunk.id, h) for h in draft.relevant]
+        text, query = draft.text, draft.query
         if text and not looks_like_refusal(text):
             # Small models cite the wrong passage or none: re-point markers by support.
             text = repair(text, relevant, self.settings.min_support, query,
@@ -219,13 +305,19 @@ class QA:
         grounded = any(c.supported for c in citations) or support(
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support
-        doubtful = (draft.refusal_logprob is not None
-                    and draft.refusal_logprob > self.settings.refusal_logprob)
-        if not text or looks_like_refusal(text) or not citations or not grounded or doubtful:
-            return self._refusal(draft)
+        # A second try follows a refusal: its answer must be surer by RETRY_MARGIN.
+        threshold = self.settings.refusal_logprob - (RETRY_MARGIN if draft.retried else 0.0)
+        doubtful = draft.refusal_logprob is not None and draft.refusal_logprob > threshold
+        grounded = grounded and attributed(query, citations, relevant)
+        reason: RefusalReason = (
+            "model" if not text or looks_like_refusal(text) else "uncited" if not citations
+            else "unsupported" if not grounded else "unsure" if doubtful else "")
+        if reason:
+            return self._refusal(draft, reason)
         draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
         return Answer(question=draft.question, text=text, citations=citations, hits=draft.hits,
-                      refused=False, query=query, model=self.model_name, timings=draft.timings)
+                      refused=False, query=query, model=self.model_name, timings=draft.timings,
+                      refusal_logprob=draft.refusal_logprob)
 
     def _similarity(self, claim: str, hits: list[Hit], index: Index) -> dict[int, float]:
         """Cosine between the claim and each hit's stored passage vector, by rank."""
@@ -234,8 +326,10 @@ class QA:
         return dict(zip([h.rank for h in hits], (index.vectors[rows] @ vector).tolist(),
                         strict=True))
 
-    def _refusal(self, draft: Draft) -> Answer:
+    def _refusal(self, draft: Draft, reason: RefusalReason) -> Answer:
         draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
         return Answer(question=draft.question, text=REFUSAL, citations=[], hits=draft.hits,
                       refused=True, query=draft.query, model=self.model_name,
-                      timings=draft.timings)
+                      timings=draft.timings, refusal=reason,
+                      refusal_logprob=draft.refusal_logprob,
+                      withheld="" if reason == "model" else draft.text)

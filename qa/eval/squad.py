@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,15 +110,21 @@ def evaluate_squad(qa: Any, data: SquadData, questions: Sequence[SquadQuestion],
         ranked = collapse(qa.retriever.search(q.question, 20))
         answer = qa.answer(q.question)
         prediction = "" if answer.refused else " ".join(strip_markers(answer.text).split())
-        em, f1 = score_prediction(prediction, q)
+        short = "" if answer.refused else answer.short or prediction
+        em, f1 = score_prediction(short, q)
         first = answer.citations[0].doc_id if answer.citations else None
         # The passages the model was given: the hits that reached the similarity floor.
         given = {h.chunk.doc_id for h in answer.hits
                  if h.dense_score >= qa.settings.min_dense_score}
         rows.append({
             "id": q.id, "question": q.question, "answers": q.answers[:3],
-            "is_impossible": q.is_impossible, "prediction": prediction,
-            "refused": answer.refused, "em": em, "f1": round(f1, 4),
+            "is_impossible": q.is_impossible, "prediction": prediction, "short": short,
+            "refused": answer.refused, "refusal": answer.refusal, "withheld": answer.withheld,
+            "refusal_logprob": answer.refusal_logprob,
+            "top_similarity": max((h.dense_score for h in answer.hits), default=0.0),
+            "support": max((c.support for c in answer.citations), default=0.0),
+            "em": em, "f1": round(f1, 4),
+            "f1_sentence": round(score_prediction(prediction, q)[1], 4),
             "contains": any(contains_answer(prediction, g) for g in q.answers),
             "gold_rank": ranked.index(q.doc_id) + 1 if q.doc_id in ranked[:20] else None,
             "gold_in_context": q.doc_id in given,
@@ -150,6 +157,7 @@ def summarize(rows: list[dict[str, Any]], model: str, paragraphs: int,
         "model": model, "paragraphs": paragraphs, "questions": len(rows),
         "em": round(100 * mean(r["em"] for r in rows), 2),
         "f1": round(100 * mean(r["f1"] for r in rows), 2),
+        "f1_sentence": round(100 * mean(r["f1_sentence"] for r in rows), 2),
         "answer_contains_gold": round(mean(float(r["contains"]) for r in answerable), 4),
         "retrieval_recall@1": round(mean(
             float(r["gold_rank"] == 1) for r in answerable), 4),
@@ -157,6 +165,9 @@ def summarize(rows: list[dict[str, Any]], model: str, paragraphs: int,
             float(r["gold_rank"] is not None and r["gold_rank"] <= 5) for r in answerable), 4),
         "citation_accuracy": round(mean(float(bool(r["citation_ok"])) for r in answered), 4),
         **_misses(answerable),
+        # Why answerable questions were refused (see qa.types.RefusalReason).
+        "answerable_refused_by": dict(sorted(Counter(
+            r["refusal"] for r in answerable if r["refused"]).items())),
         "refusal_rate": round(mean(float(r["refused"]) for r in rows), 4),
         "p50_latency_ms": round(percentile(latency, 50), 1),
         "p95_latency_ms": round(percentile(latency, 95), 1),

@@ -84,7 +84,9 @@ class TransformersGenerator:
         eos = model.generation_config.eos_token_id
         self._eos = {*(eos if isinstance(eos, list) else [eos]), self.tokenizer.eos_token_id} - {
             None}
-        self._saved: tuple[list[int], Any] | None = None
+        # Kept key/value caches: (ids held, cache, tokens a prompt must share to use it).
+        self._saved: tuple[list[int], Any, int] | None = None  # the fixed prompt prefix
+        self._last: tuple[list[int], Any, int] | None = None  # the last finished conversation
         self._lock = threading.Lock()
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
@@ -104,15 +106,35 @@ class TransformersGenerator:
     def keep_prefix(self, messages: list[Message]) -> None:
         """Evaluate these leading messages once and keep their key/value cache ([]: forget)."""
         with self._lock:
-            self._saved = None
+            self._saved = self._last = None
             if messages:
                 ids = self.prompt_tokens(messages, generation_prompt=False)
-                self._saved = (ids, compute.run(self._prefill, ids, None)[0])
+                self._saved = (ids, compute.run(self._prefill, ids, None)[0], len(ids))
 
-    def _prefill(self, ids: list[int], start: Any) -> tuple[Any, Any]:
+    def _reusable(self, ids: list[int]) -> tuple[int, Any]:
+        """(n, cache): the kept cache whose first n tokens are ids' first n, the longest,
+        leaving at least one token of ids to evaluate; (0, None) when none fits. The kept
+        prefix fits a prompt that starts with it; the last conversation fits only a prompt
+        that continues its whole prompt, so that an answer never depends on the question
+        asked before it."""
+        best: tuple[int, Any] = (0, None)
+        for held, cache, needed in filter(None, (self._saved, self._last)):
+            n = 0
+            for a, b in zip(held, ids[:-1], strict=False):
+                if a != b:
+                    break
+                n += 1
+            if n >= needed and n > best[0]:
+                best = (n, cache)
+        return best
+
+    def _prefill(self, ids: list[int], start: Any, keep: int | None = None) -> tuple[Any, Any]:
         """(cache, logits of the last token) after evaluating ids on top of a copy of the
-        cache `start` (None: an empty cache), in chunks of prefill_chunk tokens."""
+        cache `start` cut to its first `keep` tokens (None: an empty cache), in chunks of
+        prefill_chunk tokens."""
         cache = copy.deepcopy(start) if start is not None else self.runner.new_cache()
+        if start is not None and keep is not None and keep < cache.get_seq_length():
+            cache.crop(keep - cache.get_seq_length())  # a negative count: tokens to drop
         step = self.prefill_chunk or len(ids)
         logits = None
         for begin in range(0, len(ids), step):
@@ -137,10 +159,8 @@ class TransformersGenerator:
                 stream: ReplyStream) -> Iterator[str]:
         ids = self.prompt_tokens(messages)
         with self._lock:
-            prefix, start = self._saved or ([], None)
-            if not (prefix and len(ids) > len(prefix) and ids[:len(prefix)] == prefix):
-                prefix, start = [], None
-            cache, logits = compute.run(self._prefill, ids[len(prefix):], start)
+            done, start = self._reusable(ids)
+            cache, logits = compute.run(self._prefill, ids[done:], start, done)
             first = logits
             new: list[int] = []
             shown = ""
@@ -162,7 +182,10 @@ class TransformersGenerator:
                 reply = self._reply_tokens(messages, ids, alternative)
                 if reply:
                     stream.alternative_logprob = compute.run(
-                        self._logprob, len(ids), first, cache, reply)
+                        self._logprob, len(ids), first, copy.deepcopy(cache), reply)
+            # Kept for a next prompt that continues this conversation (only when the stream
+            # ran to its end: a closed one may still have a step running on the cache).
+            self._last = (ids + new, cache, len(ids))
 
     def _text(self, ids: list[int]) -> str:
         return cast(str, self.tokenizer.decode(ids, skip_special_tokens=True))

@@ -50,8 +50,16 @@ class ChatHandlers:
         return ui.status_html(self.qa.model_name, self.models.state, sources, len(index.chunks),
                               extra)
 
-    def tick(self, uploads: Uploads | None) -> tuple[str, gr.Timer]:
-        return self.status(uploads), gr.Timer(active=not self.models.ready)
+    def tick(self, uploads: Uploads | None) -> tuple[str, gr.Timer, gr.Dataset]:
+        """The status line, the timer (on until the model and the examples are ready) and the
+        example questions."""
+        pending = not self.models.ready or self.models.examples is None
+        return self.status(uploads), gr.Timer(active=pending), self.examples(uploads)
+
+    def examples(self, uploads: Uploads | None) -> gr.Dataset:
+        """The example questions made from the default documents (none for uploads)."""
+        shown = [] if uploads is not None else self.models.examples or []
+        return gr.Dataset(samples=[[q] for q in shown], visible=bool(shown))
 
     def ask(self, question: str, chat: Chat, top_k: float, show_scores: bool, model: str,
             answers: list[Answer], uploads: Uploads | None) -> Iterator[tuple[Any, ...]]:
@@ -91,7 +99,7 @@ class ChatHandlers:
                     answer = event.answer
                     answers.append(answer)
                     chat[-1] = {"role": "assistant", "content": ui.answer_html(
-                        answer.text, turn, answer.citations, answer.refused)}
+                        answer.text, turn, answer.citations, answer.refused, answer.short)}
                     pending = ""
                 yield "", chat, _panel(answers, show_scores, pending), answers
         except QAError as exc:  # meant for the user
@@ -170,7 +178,10 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
                 with gr.Row():
                     ask_button = gr.Button("Ask", variant="primary", elem_id="qa-ask")
                     clear_button = gr.Button("Clear", elem_id="qa-clear")
-                gr.Examples(ui.example_questions(titles), inputs=question, label="Examples")
+                shown = models.examples or []
+                examples = gr.Dataset(components=[question], samples=[[q] for q in shown],
+                                      label="Examples", visible=bool(shown),
+                                      elem_id="qa-examples")
                 with gr.Accordion("Settings", open=False):
                     top_k = gr.Slider(1, 10, value=qa.settings.top_k, step=1,
                                       label="Passages to retrieve (top-k)")
@@ -185,7 +196,7 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
             with gr.Column(scale=2):
                 gr.HTML("<h3>Sources</h3>")
                 sources = gr.HTML(EMPTY_SOURCES, label="Sources", elem_id="qa-sources")
-        timer = gr.Timer(1.0, active=not models.ready)
+        timer = gr.Timer(1.0, active=not models.ready or models.examples is None)
 
         ask_inputs = [question, chatbot, top_k, show_scores, model, answers, uploads]
         ask_outputs = [question, chatbot, sources, answers]
@@ -198,12 +209,16 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
         chatbot.clear(handlers.clear, None, cleared, api_name="clear_chat", queue=False)
         show_scores.change(handlers.rerender, [answers, show_scores], sources,
                            api_name="show_scores", queue=False)
-        timer.tick(handlers.tick, uploads, [status_line, timer], api_name="status", queue=False,
-                   show_progress="hidden")
+        timer.tick(handlers.tick, uploads, [status_line, timer, examples], api_name="status",
+                   queue=False, show_progress="hidden")
+        examples.click(lambda sample: sample[0], examples, question, api_name="example",
+                       queue=False)
         upload_outputs = [upload_note, uploads, status_line, chatbot, sources, answers]
-        files.upload(handlers.upload, [files, uploads], upload_outputs, api_name="upload")
+        files.upload(handlers.upload, [files, uploads], upload_outputs, api_name="upload").then(
+            handlers.examples, uploads, examples, queue=False)
         default_button.click(handlers.use_default, uploads, upload_outputs,
-                             api_name="use_default")
+                             api_name="use_default").then(
+            handlers.examples, uploads, examples, queue=False)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return cast(gr.Blocks, demo)
 

@@ -1,4 +1,4 @@
-"""Safe HTML for the chat app: answers with [n] chips, the Sources panel, titles and examples.
+"""Safe HTML for the chat app: answers with [n] chips, the Sources panel and titles.
 
 Every piece of model output, question and document text is HTML-escaped here; chat text is
 also made inert for the chat's Markdown renderer (no links, emphasis or maths from the model).
@@ -41,13 +41,14 @@ def _chip(turn: int, n: int, citation: Citation | None) -> str:
 
 
 def answer_html(text: str, turn: int, citations: Sequence[Citation] = (),
-                refused: bool = False) -> str:
-    """A (partial or final) answer for the chat, each [n] a chip linking to its source."""
+                refused: bool = False, short: str = "") -> str:
+    """A (partial or final) answer for the chat, each [n] a chip linking to its source; the
+    short answer, when there is one, in bold on a line above it."""
     if refused:
         return (f'<span class="qa-refusal">{chat_escape(text)}</span> '
                 '<span class="qa-note">(closest passages under Sources)</span>')
     by_n = {c.n: c for c in citations}
-    out: list[str] = []
+    out: list[str] = [f'<b class="qa-short">{chat_escape(short)}</b><br>'] if short else []
     pos = 0
     for match in MARKER.finditer(text):
         out.append(chat_escape(text[pos:match.start()]))
@@ -146,21 +147,6 @@ def app_title(titles: Sequence[str]) -> str:
     if len(titles) == 1:
         return f"Ask about: {_short(titles[0])}"
     return f"Ask about {len(titles)} documents"
-
-
-def example_questions(titles: Sequence[str]) -> list[str]:
-    """Three or four generic example questions built from the document titles."""
-    if not titles:
-        return ["What are these documents about?"]
-    if len(titles) == 1:
-        return ["What is this document about?",
-                f"What are the main points of “{_short(titles[0])}”?",
-                "Who is mentioned in the document, and in what role?",
-                "When and where did the events described take place?"]
-    return ["What are these documents about?",
-            f"What does “{_short(titles[0])}” say?",
-            f"What are the main points of “{_short(titles[1])}”?",
-            "Who is mentioned in the documents, and in what role?"]
 
 
 def status_html(model: str, model_state: str, sources: Sequence[str], chunks: int,

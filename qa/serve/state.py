@@ -9,6 +9,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+from qa.answer.examples import cached_examples
 from qa.answer.pipeline import QA, load_warm_generator
 from qa.config import MODEL_NAMES, Settings, one_of
 from qa.errors import IndexLoadError, IndexWriteError, QAError
@@ -74,6 +75,8 @@ class Models:
         self._state = "loading model…"
         self.error = ""
         self._ready = threading.Event()
+        # Example questions made from the documents once the model is ready (None: not yet).
+        self.examples: list[str] | None = None if qa.settings.example_questions else []
 
     @property
     def state(self) -> str:
@@ -106,6 +109,13 @@ class Models:
             self._state = f"failed to load: {self.error}"
         finally:
             self._ready.set()
+        if self.examples is None and not self.error:
+            try:
+                self.examples = cached_examples(self.qa, self.qa.settings.cache_dir / "examples",
+                                                self.qa.settings.example_questions)
+            except Exception:
+                log.exception("making example questions failed")
+                self.examples = []
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the default model finished loading (or failed)."""

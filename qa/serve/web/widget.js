@@ -50,6 +50,7 @@
     ".user{align-self:flex-end;background:var(--qa-user-bg,#e8f0fe)}",
     ".bot{align-self:flex-start;background:var(--qa-bot-bg,#f3f4f6)}",
     ".refused .text{font-style:italic;color:var(--m)}",
+    ".short{font-weight:700;margin-bottom:2px}",
     ".error{background:#fdecea;color:#8a1c12}",
     ".bot[aria-busy=true] .text::after{content:'\\2026';color:var(--m)}",
     ".chip{font-size:.78em;margin:0 1px;padding:0 5px;border-radius:8px;",
@@ -246,6 +247,7 @@
       node.appendChild(el("span", { class: "sr", text: "Answer: " }));
       var text = el("div", { class: "text" }), quotes = el("div", { class: "quotes" });
       this.fillText(text, quotes, m.text || "", m.citations || [], "q" + index);
+      if (m.short) node.appendChild(el("div", { class: "short", text: m.short }));
       node.append(text, quotes);
       if (m.error) node.appendChild(el("span", { class: "note", role: "alert", text: m.error }));
       if (m.stopped) node.appendChild(el("span", { class: "note", text: "(stopped)" }));
@@ -343,6 +345,7 @@
             bot.text = data.text;
             bot.citations = data.citations || [];
             bot.refused = !!data.refused;
+            bot.short = data.refused ? "" : data.short || "";
             done = true;
           } else if (name === "error") throw new Error(data.error || "the answer failed");
           self.update(bot);
