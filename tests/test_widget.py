@@ -146,7 +146,9 @@ def test_widget_streams_an_answer_with_a_citation_chip_on_another_origin(
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    api = app_url(PacedGenerator(REPLY, delay=0.05))
+    generator = PacedGenerator(REPLY, delay=0.05)
+    generator.short = "India and Pakistan"
+    api = app_url(generator)
     with page_server({"/": HOST_PAGE.format(api=api, extra="")}) as site:
         assert site != api
         browser.get(site + "/")
@@ -162,6 +164,9 @@ def test_widget_streams_an_answer_with_a_citation_chip_on_another_origin(
 
         answer = shadow(browser, ".bot .text")
         assert answer.text == REPLY
+        short = shadow(browser, ".bot .short")  # the short answer, bold, above the answer
+        assert short.text == "India and Pakistan" and short.value_of_css_property(
+            "font-weight") == "700"
         snapshots = browser.execute_script("return window.snapshots")
         partial = {s for s in snapshots if 0 < len(s) < len(REPLY)}
         assert len(partial) >= 3 and all(REPLY.startswith(s) for s in partial), snapshots
@@ -218,6 +223,7 @@ return {
                                               .map(a => a.name)),
   links: [...root.querySelectorAll("a")].map(a => [a.getAttribute("href"), a.rel, a.target]),
   text: root.querySelector(".bot .text").textContent,
+  short: root.querySelector(".bot .short")?.textContent,
   pageImages: document.querySelectorAll("img").length,
 };
 """
@@ -226,7 +232,9 @@ return {
 def test_hostile_model_output_stays_text(app_url: Start, browser: Any) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    api = app_url(ScriptedGenerator(HOSTILE))
+    generator = ScriptedGenerator(HOSTILE)
+    generator.short = "<img src=x onerror=alert(1)>"  # in the answer, so it is kept as the short
+    api = app_url(generator)
     with page_server({"/": HOST_PAGE.format(api=api, extra="")}) as site:
         browser.get(site + "/")
         ask(browser, MEMBERS)
@@ -237,6 +245,7 @@ def test_hostile_model_output_stays_text(app_url: Start, browser: Any) -> None:
             assert found["links"] == []  # the output guard removes every link
             assert found["text"] == HOSTILE.replace("https://example.org/ok", LINK_REMOVED)
             assert found["pageImages"] == 0
+            assert found["short"] == "<img src=x onerror=alert(1)>"  # as text
             browser.refresh()
             WebDriverWait(browser, 30).until(lambda d: shadow(d, ".bot .text"))
         assert browser.execute_script("return window.pwned === undefined")
