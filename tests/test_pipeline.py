@@ -245,3 +245,10 @@ def test_words_are_only_given_to_the_speaker_the_passage_names(
     answer = _qa(corpus_index, embedder, reply, retry_refusals=False).answer(question)
     assert answer.refused is refused
     assert answer.refusal == ("unsupported" if refused else "")
+
+
+def test_a_short_reply_cut_off_at_its_cap_gives_no_short_answer(corpus_index, embedder) -> None:
+    generator = ScriptedGenerator("India and Pakistan were granted full membership [1].")
+    generator.short = "India and Pakistan were granted the full membership of the SCO in"
+    answer = QA(Settings.from_env(), corpus_index, embedder, generator).answer(MEMBERS)
+    assert not answer.refused and answer.short == ""

@@ -278,6 +278,8 @@ class QA:
                 text = clean_text("".join(pieces))
             finally:
                 pieces.close()
+            if self.generator.count_tokens(text) >= MAX_SHORT_TOKENS:
+                text = ""  # cut off at the cap: no short answer rather than half of one
         guard = self._guard(draft)
         short = pick_short(guard.feed(text) + guard.flush(),
                            [h.chunk.text for h in draft.relevant], answer.text, draft.query)
