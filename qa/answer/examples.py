@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from qa.answer.pipeline import QA
 from qa.answer.questions import clean_text
 from qa.types import Chunk, Message
-
-if TYPE_CHECKING:
-    from qa.answer.pipeline import QA
 
 EXAMPLE_SYSTEM = (
     "Write one question that the passage answers with a fact it states: a name, a number, a "
@@ -53,6 +51,8 @@ def usable_question(text: str) -> str:
 def make_examples(qa: QA, count: int = 3, tries: int = 6) -> list[str]:
     """Up to count questions written from passages spread over qa's index, each one that qa
     answers rather than refuses (a question may be tried for each of `tries` passages)."""
+    # Only whether a question is answered counts here: no short answers are asked for.
+    checker = QA(replace(qa.settings, short_answer=False), qa.index, qa.embedder, qa.generator)
     found: list[str] = []
     for chunk in spread(qa.index.chunks, tries):
         if len(found) >= count:
@@ -62,7 +62,7 @@ def make_examples(qa: QA, count: int = 3, tries: int = 6) -> list[str]:
             question = usable_question(clean_text("".join(pieces)))
         finally:
             pieces.close()
-        if question and question not in found and not qa.answer(question).refused:
+        if question and question not in found and not checker.answer(question).refused:
             found.append(question)
     return found
 

@@ -195,10 +195,9 @@ class QA:
 
         # With more context to offer, the model's refusal is held back (not streamed) while
         # the reply can still become it: a refused first try is then asked again, once.
-        hold = self.settings.retry_refusals
-        reply = yield from self._generate(draft, hold)
+        reply = yield from self._generate(draft, hold=self.settings.retry_refusals)
         if reply.held:
-            wider = self._wider(draft, retriever, top_k or self.settings.top_k) if hold else []
+            wider = self._wider(draft, retriever, top_k or self.settings.top_k)
             if wider:
                 t0 = time.perf_counter()
                 draft.hits = draft.relevant = wider
