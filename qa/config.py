@@ -63,9 +63,10 @@ class Settings:
     dense_weight: float = 0.7
     min_dense_score: float = 0.25
     min_support: float = 0.5
-    # Refuse an answer when the model gave the refusal itself a log-probability above this
-    # (-2.0: about 13.5%) as its reply. 0 turns the check off. Set on SQuAD v2.0 (BENCHMARKS.md).
-    refusal_logprob: float = -2.0
+    # Refuse an answer whose calibrated confidence (qa.answer.decision: the probability that
+    # the question is answerable) is below this; 0 turns the decision off. Set on SQuAD v2.0
+    # by bench/fit_refusal.py (BENCHMARKS.md section 2).
+    min_confidence: float = 0.2
     model: ModelName = "qwen2.5-coder-1.5b"
     backend: Backend = "transformers-int8"
     max_new_tokens: int = 160
@@ -121,11 +122,9 @@ class Settings:
         if self.candidates < self.top_k:
             raise SettingsError("candidates must be at least top_k")
         one_of("fusion", self.fusion, FUSION_METHODS)
-        for name in ("dense_weight", "min_support"):
+        for name in ("dense_weight", "min_support", "min_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} must be between 0 and 1")
-        if self.refusal_logprob > 0:
-            raise SettingsError("refusal_logprob is a log-probability: 0 or below")
         if not -1.0 <= self.min_dense_score <= 1.0:
             raise SettingsError("min_dense_score must be between -1 and 1")
         if not 0 <= self.example_questions <= 10:

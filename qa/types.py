@@ -79,11 +79,16 @@ class Answer:
     refusal: RefusalReason = ""
     # The log-probability the model gave the refusal as its reply (None: not measured).
     refusal_logprob: float | None = None
+    # The refusal decision's probability that the question is answerable (None: not decided).
+    confidence: float | None = None
     short: str = ""  # the answer's key phrase, copied from a passage where it can be
     withheld: str = ""  # the model's text that the checks refused (never sent to clients)
+    # What the refusal decision read (log-probabilities, similarity, support; for evals).
+    signals: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (timings in milliseconds), without the withheld text."""
+        """Plain JSON-ready dict (timings in milliseconds), without the withheld text and the
+        decision's signals."""
         out = asdict(self)
-        del out["withheld"]
+        del out["withheld"], out["signals"]
         return out

@@ -60,13 +60,16 @@ class ScriptedGenerator(FakeGenerator):
 
 class ScoringScriptedGenerator(ScriptedGenerator):
     """A ScriptedGenerator that scores alternatives: it reports a fixed log-probability for the
-    alternative reply once its script has been read to the end."""
+    alternative reply (and, when given, for the reply's own tokens) once its script has been
+    read to the end."""
 
     scores_alternatives = True
 
-    def __init__(self, *replies: str, alternative_logprob: float) -> None:
+    def __init__(self, *replies: str, alternative_logprob: float,
+                 reply_logprob: float | None = None) -> None:
         super().__init__(*replies)
         self.alternative_logprob = alternative_logprob
+        self.reply_logprob = reply_logprob
         self.alternatives: list[str] = []
 
     def stream(self, messages: list[Message], max_new_tokens: int,
@@ -79,6 +82,7 @@ class ScoringScriptedGenerator(ScriptedGenerator):
         def pieces() -> Iterator[str]:
             yield from self.pieces(messages, max_new_tokens)
             scored.alternative_logprob = self.alternative_logprob
+            scored.reply_logprob = self.reply_logprob
 
         scored.pieces = pieces()
         return scored

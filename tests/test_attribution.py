@@ -14,6 +14,9 @@ from qa.answer.attribution import asked_speaker
     ("What did Tesla tell Edison?", ["Tesla"]),
     ("Who is Rashid Alimov?", []),  # nobody's words are asked for
     ("Which words did the speaker use?", []),  # words, but no one named
+    # "State" is a name here, not the verb "state" (SQuAD v2.0: a right answer was refused).
+    ("What does the Islamic State lack from the international community?", []),
+    ("What did Islamic State state as its aim?", ["Islamic", "State"]),
 ])
 def test_the_speaker_asked_about(question: str, speaker: list[str]) -> None:
     assert asked_speaker(question) == speaker

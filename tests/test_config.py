@@ -23,7 +23,7 @@ def test_numbers_and_choices_are_parsed_and_checked() -> None:
                          ({"QA_FUSION": "max"}, "fusion must be one of rrf, weighted"),
                          ({"QA_MODEL": "gpt"}, "model must be one of"),
                          ({"QA_CHUNK_TOKENS": "512"}, "at most 256"),
-                         ({"QA_REFUSAL_LOGPROB": "0.5"}, "refusal_logprob is a log-probability")):
+                         ({"QA_MIN_CONFIDENCE": "1.5"}, "min_confidence must be between 0 and 1")):
         with pytest.raises(SettingsError, match=message):
             Settings.from_env(env)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from qa.answer.decision import refusal_model
 from qa.answer.pipeline import QA
 from qa.answer.prompting import REFUSAL, answer_messages
 from qa.config import Settings
@@ -76,17 +77,33 @@ def test_unsupported_answer_is_refused_even_with_a_citation(corpus_index, embedd
     assert answer.refused and answer.text == REFUSAL
 
 
-@pytest.mark.parametrize(("logprob", "refused"), [(-1.5, True), (-2.5, False)])
-def test_answer_is_refused_when_the_model_itself_leaned_to_refusing(
-        corpus_index, embedder, logprob: float, refused: bool) -> None:
-    generator = ScoringScriptedGenerator("India and Pakistan were granted full membership [1].",
-                                         alternative_logprob=logprob)
-    qa = QA(Settings.from_env(refusal_logprob=-2.0), corpus_index, embedder, generator)
+@pytest.mark.parametrize(("refusal", "reply", "refused"), [
+    (-0.1, -1.0, True),  # the model leaned to refusing and was unsure of its own words
+    (-0.1, -0.05, False),  # ... but sure of the words it gave
+    (-6.0, -0.6, False),  # ... or the refusal was unlikely
+])
+def test_the_calibrated_decision_refuses_an_answer_the_model_was_unsure_of(
+        corpus_index, embedder, refusal: float, reply: float, refused: bool) -> None:
+    text = "India and Pakistan were granted full membership [1]."
+    generator = ScoringScriptedGenerator(text, alternative_logprob=refusal, reply_logprob=reply)
+    qa = QA(Settings.from_env(), corpus_index, embedder, generator)
     answer = qa.answer(MEMBERS)
     assert generator.alternatives == [REFUSAL]
-    assert answer.refused is refused
-    assert answer.text == (REFUSAL if refused else
-                           "India and Pakistan were granted full membership [1].")
+    assert answer.signals["refusal_logprob"] == refusal
+    assert answer.signals["reply_logprob"] == reply
+    assert answer.confidence == refusal_model().confidence(answer.signals)
+    assert (answer.confidence < qa.settings.min_confidence) is refused
+    assert answer.refused is refused and answer.refusal == ("unsure" if refused else "")
+    assert answer.text == (REFUSAL if refused else text)
+
+
+def test_no_decision_and_no_scoring_when_turned_off(corpus_index, embedder) -> None:
+    text = "India and Pakistan were granted full membership [1]."
+    generator = ScoringScriptedGenerator(text, alternative_logprob=-0.1, reply_logprob=-1.0)
+    answer = QA(Settings.from_env(min_confidence=0.0), corpus_index, embedder,
+                generator).answer(MEMBERS)
+    assert generator.alternatives == [] and answer.confidence is None
+    assert not answer.refused and answer.text == text
 
 
 def test_stream_events_and_tokens_never_show_half_markers(corpus_index, embedder) -> None:
@@ -213,16 +230,18 @@ def test_no_second_try_when_turned_off(corpus_index, embedder) -> None:
     assert events[-1].answer is not None and events[-1].answer.refusal == "model"
 
 
-@pytest.mark.parametrize(("logprob", "refused"), [(-2.5, True), (-3.5, False)])
-def test_an_answer_on_the_second_try_must_be_surer(corpus_index, embedder, logprob: float,
-                                                   refused: bool) -> None:
+def test_an_answer_on_the_second_try_is_marked_as_such_for_the_decision(
+        corpus_index, embedder) -> None:
     generator = ScoringScriptedGenerator(
         REFUSAL, "India and Pakistan were granted full membership [1].",
-        alternative_logprob=logprob)
-    qa = QA(Settings.from_env(refusal_logprob=-2.0), corpus_index, embedder, generator)
+        alternative_logprob=-3.0, reply_logprob=-0.2)
+    qa = QA(Settings.from_env(), corpus_index, embedder, generator)
     answer = qa.answer(MEMBERS)
     assert len(generator.calls) == 2  # the refusal, then the second try
-    assert answer.refused is refused and answer.refusal == ("unsure" if refused else "")
+    assert answer.signals["retried"] == 1.0 and not answer.refused
+    first = dict(answer.signals, retried=0.0)
+    assert answer.confidence == refusal_model().confidence(answer.signals)
+    assert answer.confidence < refusal_model().confidence(first)  # a second try counts against
 
 
 def test_a_short_answer_is_its_own_short_form_without_generation(corpus_index,

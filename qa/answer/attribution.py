@@ -10,9 +10,10 @@ from qa.types import Citation, Hit
 
 _SPEECH_VERB = (r"(?:say|tell|state|stress|note|mention|speak|express|remark|quote|claim|argue|"
                 r"call for|warn|announce)")
-# "What did <speaker> say ...?", "Which threats did <speaker> mention?"
-_ASKED = re.compile(rf"\b(?:did|does|do|has|have|had|will|would)\s+(.{{1,80}}?)\s+{_SPEECH_VERB}\b",
-                    re.IGNORECASE)
+# "What did <speaker> say ...?", "Which threats did <speaker> mention?"; the verb in lower
+# case ("What does the Islamic State lack?" asks for nobody's words).
+_ASKED = re.compile(rf"\b(?i:did|does|do|has|have|had|will|would)\s+(.{{1,80}}?)\s+"
+                    rf"{_SPEECH_VERB}\b")
 _NAME = re.compile(r"\b[A-Z][\w'-]*[a-z][\w'-]*\b")  # a capitalised word, not an acronym
 
 

@@ -18,6 +18,7 @@ from qa.answer.citations import (
     strip_markers,
     support,
 )
+from qa.answer.decision import refusal_model
 from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
 from qa.answer.prompting import (
@@ -38,12 +39,12 @@ from qa.index.store import Index, load_index
 from qa.progress import Reporter, print_reporter
 from qa.retrieve.hybrid import Retriever
 from qa.retrieve.windows import sentence_windows
-from qa.types import Answer, Hit, Message, RefusalReason
+from qa.types import Answer, Citation, Hit, Message, RefusalReason
 
 EventKind = Literal["query", "hits", "token", "done"]
-# How much less likely the refusal must be for an answer given on the second try (log-prob),
-# set on SQuAD v1.1 and v2.0 samples of seed 2 (BENCHMARKS.md section 2).
-RETRY_MARGIN = 1.0
+# What the refusal decision may read of an answer (qa.answer.decision; bench/fit_refusal.py).
+SIGNALS = ("refusal_logprob", "reply_logprob", "top_similarity", "support", "grounded",
+           "retried", "citations")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Draft:
     relevant: list[Hit] = field(default_factory=list)
     text: str = ""
     refusal_logprob: float | None = None  # the model's own log-probability of refusing
+    reply_logprob: float | None = None  # the mean log-probability of the reply's tokens
     retried: bool = False  # asked a second time, with more passages, after a refusal
 
 
@@ -81,6 +83,7 @@ class Reply:
     text: str
     tripped: bool  # the output guard stopped it
     refusal_logprob: float | None
+    reply_logprob: float | None
     held: str = ""  # the refusal, not streamed, when it was held back
 
 
@@ -212,6 +215,7 @@ class QA:
             return
         draft.text = reply.text
         draft.refusal_logprob = reply.refusal_logprob
+        draft.reply_logprob = reply.reply_logprob
         answer = self._check(draft, retriever.index)
         if not answer.refused and self.settings.short_answer:
             answer = self._with_short(answer, reply.messages, reply.raw, draft)
@@ -225,8 +229,8 @@ class QA:
         guard = self._guard(draft)
         messages = answer_messages(draft.query, draft.relevant, self.system_prompt)
         generator = self.generator
-        # Scoring the refusal costs a forward pass; skip it when the check is off (0).
-        scored = generator.scores_alternatives and self.settings.refusal_logprob < 0
+        # Scoring the refusal costs a forward pass; skip it when the decision is off (0).
+        scored = generator.scores_alternatives and self.settings.min_confidence > 0
         pieces = generator.stream(messages, self.settings.max_new_tokens,
                                   alternative=REFUSAL if scored else None)
         held = ""  # text not shown yet because it may still turn out to be the refusal
@@ -251,7 +255,8 @@ class QA:
             draft.timings.get("generate_ms", 0.0) + _ms(time.perf_counter() - t0), 1)
         reply = Reply(messages=messages, raw=markers.raw, tripped=guard.tripped,
                       text=guard.clean(clean_markers(markers.raw, len(draft.relevant))).strip(),
-                      refusal_logprob=pieces.alternative_logprob)
+                      refusal_logprob=pieces.alternative_logprob,
+                      reply_logprob=pieces.reply_logprob)
         if hold and held.strip() == REFUSAL:
             reply.held = held
         elif held:
@@ -292,8 +297,8 @@ class QA:
             self.system_prompt, [h.chunk.text for h in draft.relevant], draft.query))
 
     def _check(self, draft: Draft, index: Index) -> Answer:
-        """Decide refusal from the model's words, the citations and their support, and the
-        probability the model itself gave the refusal as its reply."""
+        """Decide refusal: the model's own words, citations present and supported, then one
+        calibrated confidence over the answer's signals (qa.answer.decision)."""
         # The checks read whole passages: a window may leave out what supports a true claim.
         whole = {h.chunk.id: h for h in draft.hits}
         relevant = [whole.get(h.chunk.id, h) for h in draft.relevant]
@@ -306,19 +311,37 @@ class QA:
         grounded = any(c.supported for c in citations) or support(
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support
-        # A second try follows a refusal: its answer must be surer by RETRY_MARGIN.
-        threshold = self.settings.refusal_logprob - (RETRY_MARGIN if draft.retried else 0.0)
-        doubtful = draft.refusal_logprob is not None and draft.refusal_logprob > threshold
         grounded = grounded and attributed(query, citations, relevant)
+        signals = self._signals(draft, citations, grounded)
+        confidence = (refusal_model().confidence(signals) if self.settings.min_confidence > 0
+                      else None)
+        unsure = confidence is not None and confidence < self.settings.min_confidence
         reason: RefusalReason = (
             "model" if not text or looks_like_refusal(text) else "uncited" if not citations
-            else "unsupported" if not grounded else "unsure" if doubtful else "")
+            else "unsupported" if not grounded else "unsure" if unsure else "")
         if reason:
-            return self._refusal(draft, reason)
+            return self._refusal(draft, reason, signals, confidence)
         draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
         return Answer(question=draft.question, text=text, citations=citations, hits=draft.hits,
                       refused=False, query=query, model=self.model_name, timings=draft.timings,
-                      refusal_logprob=draft.refusal_logprob)
+                      refusal_logprob=draft.refusal_logprob, confidence=confidence,
+                      signals=signals)
+
+    @staticmethod
+    def _signals(draft: Draft, citations: list[Citation], grounded: bool) -> dict[str, float]:
+        """What the refusal decision reads, by name (a log-probability not measured is left
+        out)."""
+        signals = {
+            "top_similarity": max((h.dense_score for h in draft.hits), default=0.0),
+            "support": max((c.support for c in citations), default=0.0),
+            "grounded": float(grounded), "retried": float(draft.retried),
+            "citations": float(len(citations)),
+        }
+        for name, value in (("refusal_logprob", draft.refusal_logprob),
+                            ("reply_logprob", draft.reply_logprob)):
+            if value is not None:
+                signals[name] = value
+        return signals
 
     def _similarity(self, claim: str, hits: list[Hit], index: Index) -> dict[int, float]:
         """Cosine between the claim and each hit's stored passage vector, by rank."""
@@ -327,10 +350,13 @@ class QA:
         return dict(zip([h.rank for h in hits], (index.vectors[rows] @ vector).tolist(),
                         strict=True))
 
-    def _refusal(self, draft: Draft, reason: RefusalReason) -> Answer:
+    def _refusal(self, draft: Draft, reason: RefusalReason,
+                 signals: dict[str, float] | None = None,
+                 confidence: float | None = None) -> Answer:
         draft.timings["total_ms"] = _ms(time.perf_counter() - draft.started)
         return Answer(question=draft.question, text=REFUSAL, citations=[], hits=draft.hits,
                       refused=True, query=draft.query, model=self.model_name,
                       timings=draft.timings, refusal=reason,
-                      refusal_logprob=draft.refusal_logprob,
-                      withheld="" if reason == "model" else draft.text)
+                      refusal_logprob=draft.refusal_logprob, confidence=confidence,
+                      withheld="" if reason == "model" else draft.text,
+                      signals=signals or {})

@@ -18,11 +18,14 @@ class ReplyStream(Iterator[str]):
 
     When the stream was asked to score an alternative reply, `alternative_logprob` holds, once
     every piece has been read, the log-probability the model gives that reply to the same
-    prompt (None: not asked, not measured, or the stream was closed early)."""
+    prompt (None: not asked, not measured, or the stream was closed early), and
+    `reply_logprob` the mean log-probability of the reply's own tokens (None where the backend
+    does not measure it or the reply was empty)."""
 
     def __init__(self, pieces: Iterable[str] = ()) -> None:
         self.pieces: Iterator[str] = iter(pieces)
         self.alternative_logprob: float | None = None
+        self.reply_logprob: float | None = None
 
     def __next__(self) -> str:
         return next(self.pieces)

@@ -163,6 +163,7 @@ class TransformersGenerator:
             cache, logits = compute.run(self._prefill, ids[done:], start, done)
             first = logits
             new: list[int] = []
+            picked = 0.0  # the log-probabilities of the chosen tokens, summed
             shown = ""
             for _ in range(max_new_tokens):
                 token = int(logits.argmax())
@@ -170,6 +171,7 @@ class TransformersGenerator:
                     break
                 new.append(token)
                 pending = compute.submit(self._forward, [token], cache)
+                picked += float(torch.log_softmax(logits.float(), -1)[token])
                 text = self._text(new)
                 if len(text) > len(shown) and not text.endswith("\ufffd"):  # whole characters
                     yield text[len(shown):]
@@ -178,6 +180,7 @@ class TransformersGenerator:
             text = self._text(new)
             if len(text) > len(shown):
                 yield text[len(shown):]
+            stream.reply_logprob = picked / len(new) if new else None
             if alternative is not None and text != alternative:
                 reply = self._reply_tokens(messages, ids, alternative)
                 if reply:
