@@ -26,6 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from qa.eval.metrics import contains_answer
+
 FEATURES = ("refusal_logprob", "reply_logprob", "top_similarity", "retried")
 DECIDABLE = ("", "unsure")  # refusal reasons the decision may overturn
 
@@ -49,6 +51,12 @@ def decidable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("signals") and r["refusal"] in DECIDABLE]
 
 
+def holds_gold(row: dict[str, Any]) -> bool:
+    """Whether the answer the pipeline had (shown or withheld) holds a gold span."""
+    text = row["prediction"] or row.get("withheld", "")
+    return not row["is_impossible"] and any(contains_answer(text, g) for g in row["answers"])
+
+
 def curve(rows: list[dict[str, Any]], p: dict[str, float], t: float) -> dict[str, float]:
     """Refusal precision / recall and the share of answerable questions refused at threshold t."""
     refused = {r["id"]: (r["id"] in p and p[r["id"]] < t) or
@@ -58,7 +66,10 @@ def curve(rows: list[dict[str, Any]], p: dict[str, float], t: float) -> dict[str
     n_refused = sum(refused.values())
     right = sum(refused[r["id"]] for r in impossible)
     own = [r for r in rows if r["id"] in p and p[r["id"]] < t]  # refused by the decision
+    answered = [r for r in rows if not refused[r["id"]]]
     return {"threshold": t, "decided": len(own),
+            "coverage": len(answered) / len(rows),
+            "accuracy": sum(holds_gold(r) for r in answered) / len(answered) if answered else 0.0,
             "own_precision": sum(r["is_impossible"] for r in own) / len(own) if own else 1.0,
             "precision": right / n_refused if n_refused else 0.0,
             "recall": right / len(impossible) if impossible else 0.0,
@@ -69,7 +80,7 @@ def show(c: dict[str, float]) -> None:
     """One line of the curve."""
     print(f"  {c['threshold']:.2f}      {c['precision']:.3f}    {c['recall']:.3f}   "
           f"{c['answerable_refused']:.3f}              {c['decided']:3.0f}     "
-          f"{c['own_precision']:.3f}")
+          f"{c['own_precision']:.3f}        {c['coverage']:.3f}     {c['accuracy']:.3f}")
 
 
 def main() -> None:
@@ -108,7 +119,7 @@ def main() -> None:
     fitted = {r["id"]: float(q) for r, q in zip(train, held, strict=True)}
     grid = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
     print("threshold  precision  recall  answerable refused  refused by it  their precision"
-          "   (fit rows, held-out folds)")
+          "  coverage  accuracy   (fit rows, held-out folds)")
     chosen = grid[0]
     for t in grid:
         c = curve(rows, fitted, t)
