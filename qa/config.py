@@ -56,6 +56,9 @@ class Settings:
     chunk_tokens: int = 128
     chunk_overlap_tokens: int = 32
     top_k: int = 3
+    # When every chunk of the index fits this many tokens, the model reads them all, from a
+    # prompt prefix evaluated once per index (0: always the retrieved passages only).
+    whole_corpus_tokens: int = 2048
     window_sentences: int = 2  # 0: whole chunks in the prompt; n: n sentences around the best
     candidates: int = 30
     fusion: Fusion = "weighted"
@@ -129,6 +132,9 @@ class Settings:
             raise SettingsError("min_dense_score must be between -1 and 1")
         if not 0 <= self.example_questions <= 10:
             raise SettingsError(f"example_questions must be 0 to 10, got {self.example_questions}")
+        if self.whole_corpus_tokens < 0:
+            raise SettingsError(f"whole_corpus_tokens must be 0 or more, got "
+                                f"{self.whole_corpus_tokens}")
         if self.window_sentences < 0:
             raise SettingsError(f"window_sentences must be 0 or more, got {self.window_sentences}")
         try:

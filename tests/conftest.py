@@ -38,7 +38,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+                  request: pytest.FixtureRequest):
     """No QA_* variable of the developer's shell leaks into a test."""
     for key in list(os.environ):
         if key.startswith("QA_") and key != "QA_CACHE_DIR":
@@ -46,6 +47,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     # The app's example questions cost generations once the model is ready, which would take
     # scripted replies meant for the test; the tests of the examples turn them on.
     monkeypatch.setenv("QA_EXAMPLE_QUESTIONS", "0")
+    if request.node.get_closest_marker("model") is None:
+        # Scripted replies cite the retrieved passages by rank; tests/test_whole_corpus.py
+        # covers the default corpus read whole, and tests with a real model keep the default.
+        monkeypatch.setenv("QA_WHOLE_CORPUS_TOKENS", "0")
 
 
 @pytest.fixture(scope="session")

@@ -59,8 +59,11 @@ class Versions:
             self.seen[name] = self.seen.get(name, 0) + 1
 
 
-def _check_hits(hits: list[Hit], versions: Versions, indexes: dict[str, Index]) -> str:
-    """The version of hits, after checking each hit is that version's chunk and document."""
+def _check_hits(hits: list[Hit], versions: Versions, indexes: dict[str, Index],
+                qa: QA | None = None) -> str:
+    """The version of hits, after checking each hit is that version's chunk and document and
+    carries the number the model saw (its rank, or with `qa` reading a small index whole, its
+    chunk's number in that index)."""
     assert hits, "a search returned nothing"
     name = versions.version_of(hits)
     index = indexes[name]
@@ -69,7 +72,9 @@ def _check_hits(hits: list[Hit], versions: Versions, indexes: dict[str, Index]) 
         document = index.documents[hit.chunk.doc_id]
         assert (hit.source, hit.title) == (document.source, document.title)
         assert document.text[hit.chunk.start:hit.chunk.end] == hit.chunk.text
-    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    whole = {h.chunk.id: h.rank for h in qa.whole_corpus(index)} if qa else {}
+    assert [h.rank for h in hits] == ([whole[h.chunk.id] for h in hits] if whole
+                                      else list(range(1, len(hits) + 1)))
     return name
 
 
@@ -83,7 +88,7 @@ def _searcher(qa: QA, versions: Versions, indexes: dict[str, Index], stop: threa
         try:
             if answers:
                 answer = qa.answer(question)
-                name = _check_hits(answer.hits, versions, indexes)
+                name = _check_hits(answer.hits, versions, indexes, qa)
                 documents = indexes[name].documents
                 assert all(c.doc_id in documents for c in answer.citations)
             else:

@@ -12,7 +12,13 @@ import pytest
 from qa import compute
 from qa.answer.examples import make_examples
 from qa.answer.pipeline import QA
-from qa.answer.prompting import REFUSAL, answer_messages, answer_prefix, looks_like_refusal
+from qa.answer.prompting import (
+    REFUSAL,
+    answer_messages,
+    answer_prefix,
+    looks_like_refusal,
+    passages_prefix,
+)
 from qa.config import BACKENDS, Settings
 from qa.errors import ModelUnavailable
 from qa.files import sha256_file
@@ -134,6 +140,34 @@ def test_a_continued_conversation_reuses_the_last_cache(small: Generator) -> Non
     assert warm.startswith("6")  # it continues from the reply it was given
     if small.backend == "transformers":  # int8: other call boundaries, other numbers
         assert warm == cold
+
+
+def test_an_open_passages_prefix_is_reused_by_its_questions(small: Generator, corpus_index,
+                                                            embedder, settings: Settings) -> None:
+    if not small.backend.startswith("transformers"):
+        pytest.skip("llama.cpp restores a saved state that the prompt starts with")
+    qa = QA(settings, corpus_index, embedder, small)
+    hits = qa.whole_corpus(corpus_index)
+    assert len(hits) == len(corpus_index.chunks)
+    prefix = passages_prefix(hits)
+    held, _, needed = small._saved  # type: ignore[attr-defined]
+    assert needed == len(small.prompt_tokens(answer_prefix(), generation_prompt=False))
+    assert len(held) > needed + 500  # the passages are in it
+    question = small.prompt_tokens(answer_messages("Who is Rashid Alimov?", hits))
+    assert question[:len(held)] == held
+    assert small._reusable(question)[0] == len(held)  # type: ignore[attr-defined]
+    other = small.prompt_tokens(answer_messages("Who is Rashid Alimov?", hits[:2]))
+    reused = small._reusable(other)[0]  # type: ignore[attr-defined]
+    assert needed <= reused < len(held)  # another set of passages: the fixed part only
+    cached = "".join(small.stream(answer_messages("Who is Rashid Alimov?", hits), 24))
+    small.keep_prefix(prefix)  # the same prefix again: kept already, nothing evaluated
+    assert small._saved[0] is held  # type: ignore[attr-defined]
+    small.keep_prefix([])
+    cold = "".join(small.stream(answer_messages("Who is Rashid Alimov?", hits), 24))
+    if small.backend == "transformers":  # int8: other call boundaries, other numbers
+        assert cached == cold
+    assert "Alimov" in cached or "Secretary" in cached
+    small.keep_prefix(answer_prefix())
 
 
 def test_decoding_equals_transformers_generate(small: Generator) -> None:

@@ -27,6 +27,7 @@ from qa.answer.prompting import (
     answer_messages,
     answer_prefix,
     looks_like_refusal,
+    passages_prefix,
     rewrite_messages,
 )
 from qa.answer.questions import check_question, clean_text
@@ -116,6 +117,7 @@ class QA:
         self._generator = generator
         self._report = report
         self._load_lock = threading.Lock()
+        self._corpus: tuple[Index, list[Hit]] | None = None  # see whole_corpus()
 
     @classmethod
     def from_settings(cls, settings: Settings, index_dir: Path | None = None,
@@ -132,6 +134,36 @@ class QA:
     def swap_index(self, index: Index) -> None:
         """Serve index from now on; searches already running finish on the old one."""
         self.retriever = Retriever(index, self.embedder, self.settings)
+
+    def warm(self) -> Generator:
+        """The generator, loaded, with this index's prompt prefix kept: what start-up does so
+        that the first question costs no more than the next."""
+        generator = self.generator
+        self.whole_corpus(self.index)
+        return generator
+
+    def whole_corpus(self, index: Index) -> list[Hit]:
+        """Every chunk of an index that fits `whole_corpus_tokens`, numbered in document
+        order, with the prompt prefix that holds them kept by the generator; [] when the
+        index is larger (the model then reads the retrieved passages only)."""
+        budget = self.settings.whole_corpus_tokens
+        kept = self._corpus
+        if kept is not None and kept[0] is index:
+            hits = kept[1]
+        elif budget <= 0 or sum(len(c.text) for c in index.chunks) > 8 * budget:
+            hits = []  # a cheap bound first: no tokenizer pass over a large index
+        else:
+            generator = self.generator
+            if sum(generator.count_tokens(c.text) for c in index.chunks) > budget:
+                hits = []
+            else:
+                docs = index.documents
+                hits = [Hit(chunk=c, score=0.0, rank=n, source=docs[c.doc_id].source,
+                            title=docs[c.doc_id].title) for n, c in enumerate(index.chunks, 1)]
+        if hits:
+            self.generator.keep_prefix(passages_prefix(hits, self.system_prompt))
+        self._corpus = (index, hits)
+        return hits
 
     @property
     def model_name(self) -> str:
@@ -186,10 +218,14 @@ class QA:
         retriever = self.retriever  # read once: a concurrent swap_index does not mix indexes
         draft.hits = retriever.search(draft.query, top_k or self.settings.top_k)
         draft.timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
+        corpus = self.whole_corpus(retriever.index)
+        if corpus:  # the hits keep the numbers the model sees their chunks under
+            number = {h.chunk.id: h.rank for h in corpus}
+            draft.hits = [replace(h, rank=number[h.chunk.id]) for h in draft.hits]
         yield Event("hits", hits=draft.hits)
-        draft.relevant = sentence_windows(
-            [h for h in draft.hits if h.dense_score >= self.settings.min_dense_score],
-            draft.query, self.embedder, self.settings.window_sentences)
+        near = [h for h in draft.hits if h.dense_score >= self.settings.min_dense_score]
+        draft.relevant = corpus if near and corpus else sentence_windows(
+            near, draft.query, self.embedder, self.settings.window_sentences)
         if not draft.relevant:
             draft.timings["first_token_ms"] = _ms(time.perf_counter() - started)
             yield Event("token", text=REFUSAL)
@@ -198,7 +234,7 @@ class QA:
 
         # With more context to offer, the model's refusal is held back (not streamed) while
         # the reply can still become it: a refused first try is then asked again, once.
-        reply = yield from self._generate(draft, hold=self.settings.retry_refusals)
+        reply = yield from self._generate(draft, hold=self.settings.retry_refusals and not corpus)
         if reply.held:
             wider = self._wider(draft, retriever, top_k or self.settings.top_k)
             if wider:

@@ -62,6 +62,10 @@ def _user_message(question: str, passages: list[tuple[int, str, str]]) -> Messag
     return {"role": "user", "content": f"Passages:\n{body}\n\nQuestion: {question.strip()}"}
 
 
+def _numbered(hits: list[Hit]) -> list[tuple[int, str, str]]:
+    return [(h.rank, h.title or h.source, h.chunk.text) for h in hits]
+
+
 def answer_prefix(system: str = ANSWER_SYSTEM) -> list[Message]:
     """The fixed leading messages of every answer prompt: instructions and worked example."""
     example = [(n, source, text) for n, (source, text) in enumerate(EXAMPLE_PASSAGES, 1)]
@@ -75,8 +79,14 @@ def answer_prefix(system: str = ANSWER_SYSTEM) -> list[Message]:
 def answer_messages(question: str, hits: list[Hit],
                     system: str = ANSWER_SYSTEM) -> list[Message]:
     """Chat messages asking for a cited answer from the numbered passages."""
-    passages = [(h.rank, h.title or h.source, h.chunk.text) for h in hits]
-    return [*answer_prefix(system), _user_message(question, passages)]
+    return [*answer_prefix(system), _user_message(question, _numbered(hits))]
+
+
+def passages_prefix(hits: list[Hit], system: str = ANSWER_SYSTEM) -> list[Message]:
+    """The leading messages of every answer prompt over exactly these passages: the fixed
+    prefix, then the passages, open for the question (for `Generator.keep_prefix`)."""
+    message = _user_message("", _numbered(hits))
+    return [*answer_prefix(system), {"role": "user", "content": message["content"].rstrip()}]
 
 
 def rewrite_messages(question: str, history: list[Message]) -> list[Message]:

@@ -54,7 +54,10 @@ class Generator(Protocol):
 
     def keep_prefix(self, messages: list[Message]) -> None:
         """Precompute the leading messages that later prompts start with (warm-up); a prompt
-        that begins with them skips their evaluation. An empty list forgets them."""
+        that begins with them skips their evaluation. When the last of them is a user
+        message, later prompts continue its text (an open message), and a prompt that shares
+        only the messages before it still skips those. Keeping the same prefix again costs
+        nothing; an empty list forgets it."""
         ...
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
@@ -64,3 +67,22 @@ class Generator(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens of plain text (for speed figures)."""
         ...
+
+
+def prefix_tokens(generator: Generator, messages: list[Message]) -> tuple[list[int], int]:
+    """(ids, needed) of a prefix for `keep_prefix`: the tokens later prompts start with, and
+    how many of them a prompt must share to reuse it (all of them, or with an open last user
+    message only the messages before it)."""
+    ids = generator.prompt_tokens(messages, generation_prompt=False)
+    if not messages or messages[-1]["role"] != "user":
+        return ids, len(ids)
+    # The tokens common to this message and a longer one: the message's text, without its
+    # end of turn (nor a last token that a continuation could merge with).
+    longer = [*messages[:-1], {"role": "user", "content": messages[-1]["content"] + " ~"}]
+    common = 0
+    for a, b in zip(ids, generator.prompt_tokens(longer, generation_prompt=False), strict=False):
+        if a != b:
+            break
+        common += 1
+    before = generator.prompt_tokens(messages[:-1], generation_prompt=False)
+    return ids[:max(common - 1, len(before))], len(before)

@@ -11,7 +11,7 @@ from typing import Any
 from qa import compute
 from qa.config import Backend
 from qa.errors import ModelUnavailable, PromptTooLong
-from qa.generate.base import ReplyStream
+from qa.generate.base import ReplyStream, prefix_tokens
 from qa.types import Message
 
 
@@ -69,9 +69,12 @@ class LlamaCppGenerator:
         return int(llama_cpp.llama_model_size(self.llm.model))
 
     def keep_prefix(self, messages: list[Message]) -> None:
-        """Evaluate these leading messages once and keep their key/value state ([]: forget)."""
-        ids = self.prompt_tokens(messages, generation_prompt=False) if messages else []
+        """Evaluate these leading messages once and keep their key/value state ([]: forget;
+        see the contract in qa.generate.base for an open last message)."""
+        ids = prefix_tokens(self, messages)[0] if messages else []
         with self._lock:
+            if self._saved is not None and self._saved[0] == ids:
+                return  # kept already
             self.llm.reset()
             self._saved = None
             if ids:

@@ -14,7 +14,7 @@ import torch
 
 from qa import compute
 from qa.config import Backend
-from qa.generate.base import ReplyStream
+from qa.generate.base import ReplyStream, prefix_tokens
 from qa.generate.int8.decoder import LeanDecoder
 from qa.types import Message
 
@@ -104,12 +104,15 @@ class TransformersGenerator:
         return int(self.runner.weight_bytes())
 
     def keep_prefix(self, messages: list[Message]) -> None:
-        """Evaluate these leading messages once and keep their key/value cache ([]: forget)."""
+        """Evaluate these leading messages once and keep their key/value cache ([]: forget;
+        see the contract in qa.generate.base for an open last message)."""
+        ids, needed = prefix_tokens(self, messages) if messages else ([], 0)
         with self._lock:
+            if self._saved is not None and self._saved[0] == ids and self._saved[2] == needed:
+                return  # kept already
             self._saved = self._last = None
-            if messages:
-                ids = self.prompt_tokens(messages, generation_prompt=False)
-                self._saved = (ids, compute.run(self._prefill, ids, None)[0], len(ids))
+            if ids:
+                self._saved = (ids, compute.run(self._prefill, ids, None)[0], needed)
 
     def _reusable(self, ids: list[int]) -> tuple[int, Any]:
         """(n, cache): the kept cache whose first n tokens are ids' first n, the longest,

@@ -98,7 +98,7 @@ class Models:
 
     def _load_default(self) -> None:
         try:
-            self.qa.generator  # noqa: B018 - loads it once (thread-safe)
+            self.qa.warm()  # loads it once (thread-safe), with the index's prompt prefix
             self._state = "ready"
         except QAError as exc:  # meant for the user: shown on the page as it is
             self.error = str(exc)
@@ -142,5 +142,9 @@ class Models:
         if (not model or model == base.settings.model) and index is None:
             return base
         name = one_of("model", model or base.settings.model, MODEL_NAMES)
-        return QA(replace(base.settings, model=name), index or base.index, base.embedder,
-                  self.generator(name))
+        # An uploaded set reads its retrieved passages only: keeping its whole text as the
+        # generator's prefix would evict the app's own (one prefix per generator).
+        settings = replace(base.settings, model=name,
+                           whole_corpus_tokens=0 if index is not None else
+                           base.settings.whole_corpus_tokens)
+        return QA(settings, index or base.index, base.embedder, self.generator(name))
