@@ -271,3 +271,14 @@ def test_a_short_reply_cut_off_at_its_cap_gives_no_short_answer(corpus_index, em
     generator.short = "India and Pakistan were granted the full membership of the SCO in"
     answer = QA(Settings.from_env(), corpus_index, embedder, generator).answer(MEMBERS)
     assert not answer.refused and answer.short == ""
+
+
+def test_a_sentence_that_only_names_the_speaker_gives_no_words_of_theirs(corpus_index,
+                                                                         embedder) -> None:
+    # The article lists Guterres among the attendees; that sentence quotes nobody.
+    reply = "UN Secretary-General Antonio Guterres spoke at the event."
+    question = "What did Antonio Guterres say at the event?"
+    answer = _qa(corpus_index, embedder, reply, retry_refusals=False).answer(question)
+    assert answer.refused and answer.refusal == "unsupported"
+    assert "attended by UN Secretary-General Antonio Guterres" in " ".join(
+        answer.hits[0].chunk.text.split())

@@ -1,5 +1,6 @@
 """Words put in the right mouth: an answer to "what did X say?" must cite a passage sentence
-that is attributed to X (X named in it or in the sentence just before it)."""
+that gives someone's words (a quote or a verb of saying) and is attributed to X (X named in
+it or in the sentence just before it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ _SPEECH_VERB = (r"(?:say|tell|state|stress|note|mention|speak|express|remark|quo
 # case ("What does the Islamic State lack?" asks for nobody's words).
 _ASKED = re.compile(rf"\b(?i:did|does|do|has|have|had|will|would)\s+(.{{1,80}}?)\s+"
                     rf"{_SPEECH_VERB}\b")
+# Words given in a passage: quotation marks, "according to", or a verb of saying in the past
+# or present tense.
+_QUOTES = "\"“”«»"
+_WORDS_GIVEN = re.compile(
+    rf"[{_QUOTES}]|\baccording to\b|\b(?:said|says|told|tells|stated|states|stressed|noted|"
+    r"mentioned|spoke|speaks|expressed|remarked|claimed|argued|called for|warned|announced|"
+    r"added|emphasi[sz]ed|wrote|writes|declared|described|explained|insisted|suggested|"
+    r"proposed|urged|asked|replied|answered|promised|admitted|acknowledged|recalled|"
+    r"praised|critici[sz]ed|believed|thought)\b", re.IGNORECASE)
 _NAME = re.compile(r"\b[A-Z][\w'-]*[a-z][\w'-]*\b")  # a capitalised word, not an acronym
 
 
@@ -25,8 +35,9 @@ def asked_speaker(question: str) -> list[str]:
 
 
 def attributed(question: str, citations: list[Citation], hits: list[Hit]) -> bool:
-    """Whether some cited sentence, or the sentence before it in its passage, names the
-    speaker the question asks about (True when it asks about nobody's words)."""
+    """Whether some cited sentence gives someone's words and it, or the sentence before it in
+    its passage, names the speaker the question asks about (True when it asks about nobody's
+    words)."""
     names = {n.lower() for n in asked_speaker(question)}
     if not names:
         return True
@@ -39,6 +50,10 @@ def attributed(question: str, citations: list[Citation], hits: list[Hit]) -> boo
         start = citation.start - chunk.start
         at = max((i for i, (a, _) in enumerate(spans) if a <= start), default=0)
         nearby = chunk.text[spans[max(0, at - 1)][0]:citation.end - chunk.start].lower()
-        if any(re.search(rf"\b{re.escape(n)}\b", nearby) for n in names):
+        cited = chunk.text[start:citation.end - chunk.start]
+        # A sentence inside a quotation opened earlier in the passage gives words too.
+        quoted = sum(chunk.text[:start].count(mark) for mark in _QUOTES) % 2 == 1
+        if (quoted or _WORDS_GIVEN.search(cited)) and any(
+                re.search(rf"\b{re.escape(n)}\b", nearby) for n in names):
             return True
     return False
