@@ -22,10 +22,11 @@ from qa.answer.prompting import (
 from qa.config import BACKENDS, Settings
 from qa.errors import ModelUnavailable
 from qa.files import sha256_file
-from qa.generate.base import Generator
+from qa.generate.base import KEPT_PREFIXES, Generator, prefix_tokens
 from qa.generate.models import GENERATORS, assemble_gguf, converted_dir, part_files
 from qa.generate.registry import load_generator
 from qa.index.embedding import embedder_path
+from qa.types import Hit
 
 COUNT = [{"role": "user", "content": "Count from 1 to 5, separated by commas."}]
 
@@ -150,7 +151,7 @@ def test_an_open_passages_prefix_is_reused_by_its_questions(small: Generator, co
     hits = qa.whole_corpus(corpus_index)
     assert len(hits) == len(corpus_index.chunks)
     prefix = passages_prefix(hits)
-    held, _, needed = small._saved  # type: ignore[attr-defined]
+    held, _, needed = small._kept[0]  # type: ignore[attr-defined]
     assert needed == len(small.prompt_tokens(answer_prefix(), generation_prompt=False))
     assert len(held) > needed + 500  # the passages are in it
     question = small.prompt_tokens(answer_messages("Who is Rashid Alimov?", hits))
@@ -161,12 +162,46 @@ def test_an_open_passages_prefix_is_reused_by_its_questions(small: Generator, co
     assert needed <= reused < len(held)  # another set of passages: the fixed part only
     cached = "".join(small.stream(answer_messages("Who is Rashid Alimov?", hits), 24))
     small.keep_prefix(prefix)  # the same prefix again: kept already, nothing evaluated
-    assert small._saved[0] is held  # type: ignore[attr-defined]
+    assert small._kept[0][0] is held  # type: ignore[attr-defined]
     small.keep_prefix([])
     cold = "".join(small.stream(answer_messages("Who is Rashid Alimov?", hits), 24))
     if small.backend == "transformers":  # int8: other call boundaries, other numbers
         assert cached == cold
     assert "Alimov" in cached or "Secretary" in cached
+    small.keep_prefix(answer_prefix())
+
+
+def test_several_passage_prefixes_are_kept_side_by_side(small: Generator, corpus_index) -> None:
+    """The app's documents and uploaded sets each keep their prefix: answering from one does
+    not evict another; the earliest kept goes once more than KEPT_PREFIXES are kept."""
+    chunks = corpus_index.chunks
+    docs = corpus_index.documents
+    sets = [[Hit(chunk=c, score=0.0, rank=n, source=docs[c.doc_id].source)
+             for n, c in enumerate(chunks[i:i + 2], 1)] for i in range(KEPT_PREFIXES + 1)]
+    wanted = [prefix_tokens(small, passages_prefix(hits))[0] for hits in sets]
+    small.keep_prefix([])
+    for hits in sets[:KEPT_PREFIXES]:
+        small.keep_prefix(passages_prefix(hits))
+    replies: dict[int, str] = {}
+    for i in (0, KEPT_PREFIXES - 1, 0):  # the earliest kept, the latest, the earliest again
+        messages = answer_messages("What is this passage about?", sets[i])
+        ids = small.prompt_tokens(messages)
+        if small.backend.startswith("transformers"):
+            assert small._reusable(ids)[0] == len(wanted[i])  # type: ignore[attr-defined]
+        else:
+            small._restore_prefix(ids)  # type: ignore[attr-defined]
+            held = small.llm.input_ids[:small.llm.n_tokens].tolist()  # type: ignore[attr-defined]
+            assert held[:len(wanted[i])] == wanted[i]
+        replies.setdefault(i, "".join(small.stream(messages, 12)))
+        assert "".join(small.stream(messages, 12)) == replies[i] != ""
+    small.keep_prefix(passages_prefix(sets[KEPT_PREFIXES]))  # one more: the earliest goes
+    kept = [entry[0] for entry in small._kept]  # type: ignore[attr-defined]
+    assert kept == wanted[KEPT_PREFIXES:0:-1]
+    small.keep_prefix(passages_prefix(sets[2]))  # kept again: now the latest, nothing evaluated
+    assert [entry[0] for entry in small._kept] == [  # type: ignore[attr-defined]
+        wanted[2], *(w for w in wanted[KEPT_PREFIXES:0:-1] if w != wanted[2])]
+    small.keep_prefix([])
+    assert small._kept == []  # type: ignore[attr-defined]
     small.keep_prefix(answer_prefix())
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from qa.answer.pipeline import QA
 from qa.answer.prompting import REFUSAL, passages_prefix
 from qa.config import Settings
+from qa.index.store import build_index
+from qa.serve.state import Models
 from tests.fakes import ScriptedGenerator
 
 MEMBERS = "Which countries were granted full membership of the SCO?"
@@ -76,3 +78,27 @@ def test_an_index_over_the_budget_gives_the_retrieved_passages(corpus_index, emb
     assert not hasattr(generator, "prefix")  # nothing kept for it
     turned_off = QA(Settings.from_env(whole_corpus_tokens=0), corpus_index, embedder, generator)
     assert turned_off.whole_corpus(corpus_index) == []
+
+
+def test_an_uploaded_set_is_read_whole_from_its_own_prefix(corpus_index, embedder, tmp_path,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("QA_WHOLE_CORPUS_TOKENS", "2048")
+    settings = Settings.from_env()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "zoo.txt").write_text("Zoo notes\n\nThe zebra named Oswald lives in the Lisbon zoo "
+                                   "since 2019. He eats hay and carrots.\n", encoding="utf-8")
+    (notes / "farm.txt").write_text("Farm notes\n\nThe farm keeps six goats and a donkey called "
+                                    "Pedro.\n", encoding="utf-8")
+    upload = build_index([notes], tmp_path / "index", settings, embedder).index
+    generator = ScriptedGenerator("Oswald lives in the Lisbon zoo [2].")
+    models = Models(QA(settings, corpus_index, embedder, generator))
+    answer = models.pipeline(index=upload).answer("Where does the zebra Oswald live?")
+    [messages] = generator.calls
+    prompt = messages[-1]["content"]
+    assert prompt.count("<passage ") == len(upload.chunks) == 2  # both files, not the article
+    assert "Pedro" in prompt and "Alimov" not in prompt
+    assert generator.prefix == passages_prefix(models.pipeline(index=upload).whole_corpus(upload))
+    [citation] = answer.citations
+    assert "The zebra named Oswald lives" in upload.chunks[citation.n - 1].text
+    assert citation.supported and not answer.refused

@@ -13,6 +13,11 @@ from qa.config import Backend
 from qa.types import Message
 
 
+# Prompt prefixes a generator keeps at once (the latest kept): the app's documents, the fixed
+# instructions, and the sets that visitors uploaded.
+KEPT_PREFIXES = 4
+
+
 class ReplyStream(Iterator[str]):
     """A reply's text pieces as they are generated; `close()` stops generation.
 
@@ -56,8 +61,9 @@ class Generator(Protocol):
         """Precompute the leading messages that later prompts start with (warm-up); a prompt
         that begins with them skips their evaluation. When the last of them is a user
         message, later prompts continue its text (an open message), and a prompt that shares
-        only the messages before it still skips those. Keeping the same prefix again costs
-        nothing; an empty list forgets it."""
+        only the messages before it still skips those. The latest `KEPT_PREFIXES` prefixes
+        are kept side by side; keeping one again costs nothing (it becomes the latest); an
+        empty list forgets them all."""
         ...
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:

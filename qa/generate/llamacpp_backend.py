@@ -11,15 +11,16 @@ from typing import Any
 from qa import compute
 from qa.config import Backend
 from qa.errors import ModelUnavailable, PromptTooLong
-from qa.generate.base import ReplyStream, prefix_tokens
+from qa.generate.base import KEPT_PREFIXES, ReplyStream, prefix_tokens
 from qa.types import Message
 
 
 class LlamaCppGenerator:
     """A chat model from a GGUF file on the CPU, greedy, one request at a time.
 
-    `keep_prefix` evaluates a fixed chat prefix once and saves its key/value state; a later
-    prompt that starts with the same tokens restores it and evaluates only the rest.
+    `keep_prefix` evaluates a chat prefix once and saves its key/value state (the latest
+    few side by side); a later prompt that starts with the same tokens restores it and
+    evaluates only the rest.
     """
 
     backend: Backend = "llama.cpp"
@@ -48,7 +49,7 @@ class LlamaCppGenerator:
         self._render = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         self._prefix = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos,
                                            add_generation_prompt=False)
-        self._saved: tuple[list[int], Any] | None = None
+        self._kept: list[tuple[list[int], Any]] = []  # (prefix ids, saved state), latest first
         self._lock = threading.Lock()
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
@@ -69,25 +70,30 @@ class LlamaCppGenerator:
         return int(llama_cpp.llama_model_size(self.llm.model))
 
     def keep_prefix(self, messages: list[Message]) -> None:
-        """Evaluate these leading messages once and keep their key/value state ([]: forget;
-        see the contract in qa.generate.base for an open last message)."""
+        """Evaluate these leading messages once and keep their key/value state, beside the
+        latest others ([]: forget them all; see the contract in qa.generate.base)."""
         ids = prefix_tokens(self, messages)[0] if messages else []
         with self._lock:
-            if self._saved is not None and self._saved[0] == ids:
-                return  # kept already
+            for entry in self._kept:
+                if entry[0] == ids:  # kept already: now the latest
+                    self._kept = [entry, *(e for e in self._kept if e is not entry)]
+                    return
             self.llm.reset()
-            self._saved = None
-            if ids:
-                compute.run(self.llm.eval, ids)
-                self._saved = (ids, self.llm.save_state())
+            if not ids:
+                self._kept = []
+                return
+            compute.run(self.llm.eval, ids)
+            self._kept = [(ids, self.llm.save_state()), *self._kept][:KEPT_PREFIXES]
 
     def _restore_prefix(self, ids: list[int]) -> None:
-        """Load the saved prefix when it matches more of ids than what the context holds."""
-        if self._saved is None:
+        """Load the longest kept prefix that ids start with when the context holds less of
+        ids than it does."""
+        fits = [(prefix, state) for prefix, state in self._kept if ids[:len(prefix)] == prefix]
+        if not fits:
             return
-        prefix, state = self._saved
+        prefix, state = max(fits, key=lambda entry: len(entry[0]))
         held = self.llm.longest_token_prefix(self.llm.input_ids[:self.llm.n_tokens].tolist(), ids)
-        if held < len(prefix) and ids[:len(prefix)] == prefix:
+        if held < len(prefix):
             self.llm.load_state(state)
 
     def stream(self, messages: list[Message], max_new_tokens: int,

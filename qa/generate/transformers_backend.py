@@ -14,7 +14,7 @@ import torch
 
 from qa import compute
 from qa.config import Backend
-from qa.generate.base import ReplyStream, prefix_tokens
+from qa.generate.base import KEPT_PREFIXES, ReplyStream, prefix_tokens
 from qa.generate.int8.decoder import LeanDecoder
 from qa.types import Message
 
@@ -85,7 +85,7 @@ class TransformersGenerator:
         self._eos = {*(eos if isinstance(eos, list) else [eos]), self.tokenizer.eos_token_id} - {
             None}
         # Kept key/value caches: (ids held, cache, tokens a prompt must share to use it).
-        self._saved: tuple[list[int], Any, int] | None = None  # the fixed prompt prefix
+        self._kept: list[tuple[list[int], Any, int]] = []  # prompt prefixes, latest first
         self._last: tuple[list[int], Any, int] | None = None  # the last finished conversation
         self._lock = threading.Lock()
 
@@ -104,32 +104,37 @@ class TransformersGenerator:
         return int(self.runner.weight_bytes())
 
     def keep_prefix(self, messages: list[Message]) -> None:
-        """Evaluate these leading messages once and keep their key/value cache ([]: forget;
-        see the contract in qa.generate.base for an open last message)."""
+        """Evaluate these leading messages once and keep their key/value cache, beside the
+        latest others ([]: forget them all; see the contract in qa.generate.base)."""
         ids, needed = prefix_tokens(self, messages) if messages else ([], 0)
         with self._lock:
-            if self._saved is not None and self._saved[0] == ids and self._saved[2] == needed:
-                return  # kept already
-            self._saved = self._last = None
-            if ids:
-                self._saved = (ids, compute.run(self._prefill, ids, None)[0], needed)
+            if not ids:
+                self._kept, self._last = [], None
+                return
+            for entry in self._kept:
+                if entry[0] == ids and entry[2] == needed:  # kept already: now the latest
+                    self._kept = [entry, *(e for e in self._kept if e is not entry)]
+                    return
+            cache = compute.run(self._prefill, ids, None)[0]
+            self._kept = [(ids, cache, needed), *self._kept][:KEPT_PREFIXES]
 
     def _reusable(self, ids: list[int]) -> tuple[int, Any]:
         """(n, cache): the kept cache whose first n tokens are ids' first n, the longest,
-        leaving at least one token of ids to evaluate; (0, None) when none fits. The kept
+        leaving at least one token of ids to evaluate; (0, None) when none fits. A kept
         prefix fits a prompt that starts with it; the last conversation fits only a prompt
         that continues its whole prompt, so that an answer never depends on the question
-        asked before it."""
-        best: tuple[int, Any] = (0, None)
-        for held, cache, needed in filter(None, (self._saved, self._last)):
+        asked before it. Of caches that fit equally far, the shortest serves: the reply then
+        does not depend on which longer prefixes happen to be kept."""
+        best: tuple[int, int, Any] = (0, 0, None)
+        for held, cache, needed in [*self._kept, *filter(None, [self._last])]:
             n = 0
             for a, b in zip(held, ids[:-1], strict=False):
                 if a != b:
                     break
                 n += 1
-            if n >= needed and n > best[0]:
-                best = (n, cache)
-        return best
+            if n >= needed and (n, -len(held)) > best[:2]:
+                best = (n, -len(held), cache)
+        return best[0], best[2]
 
     def _prefill(self, ids: list[int], start: Any, keep: int | None = None) -> tuple[Any, Any]:
         """(cache, logits of the last token) after evaluating ids on top of a copy of the

@@ -142,9 +142,7 @@ class Models:
         if (not model or model == base.settings.model) and index is None:
             return base
         name = one_of("model", model or base.settings.model, MODEL_NAMES)
-        # An uploaded set reads its retrieved passages only: keeping its whole text as the
-        # generator's prefix would evict the app's own (one prefix per generator).
-        settings = replace(base.settings, model=name,
-                           whole_corpus_tokens=0 if index is not None else
-                           base.settings.whole_corpus_tokens)
+        # An uploaded set that fits is read whole too, from its own kept prompt prefix (the
+        # generator keeps a few side by side: qa.generate.base.KEPT_PREFIXES).
+        settings = replace(base.settings, model=name)
         return QA(settings, index or base.index, base.embedder, self.generator(name))
