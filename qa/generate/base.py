@@ -12,7 +12,6 @@ from typing import Protocol
 from qa.config import Backend
 from qa.types import Message
 
-
 # Prompt prefixes a generator keeps at once (the latest kept): the app's documents, the fixed
 # instructions, and the sets that visitors uploaded.
 KEPT_PREFIXES = 4
