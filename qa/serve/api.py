@@ -17,7 +17,8 @@ from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import QAError
 from qa.serve.limits import GenerationSlots, RateLimiter
-from qa.serve.middleware import ApiGuard
+from qa.serve.middleware import API_PREFIXES, ApiGuard
+from qa.serve.openai_api import router as openai_router
 from qa.serve.routes import ApiState, router
 from qa.serve.state import Models
 
@@ -41,6 +42,7 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(Exception)(_bug)
     app.include_router(router)
+    app.include_router(openai_router)  # /v1/: our answers for OpenAI clients
     if mount_ui:
         import gradio as gr
 
@@ -58,7 +60,7 @@ async def _user_error(request: Request, exc: QAError) -> JSONResponse:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     # FastAPI's own errors (a body nested too deeply to parse) in the API's error format.
-    if not request.url.path.startswith("/api/"):
+    if not request.url.path.startswith(API_PREFIXES):
         return await http_exception_handler(request, exc)
     return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 

@@ -1,5 +1,5 @@
-"""The ASGI middleware in front of /api/: CORS allow-list, rate limit, JSON content type and
-body size, answered before any route runs."""
+"""The ASGI middleware in front of /api/ and /v1/: CORS allow-list, rate limit, JSON content
+type and body size, answered before any route runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from qa.config import Settings
 from qa.serve.limits import OriginPolicy, RateLimiter, retry_after
 
 MAX_BODY_BYTES = 256 * 1024  # a question, a bounded history and JSON escaping fit easily
-ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search")  # rate-limited
+ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search", "/v1/chat/completions")  # limited
+API_PREFIXES = ("/api/", "/v1/")  # the JSON APIs: ours, and ours for OpenAI clients
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -41,7 +42,8 @@ def client_address(scope: Scope, proxy_hops: int) -> str:
 
 
 class ApiGuard:
-    """ASGI middleware for /api/: CORS allow-list, rate limit, JSON content type, body size."""
+    """ASGI middleware for /api/ and /v1/: CORS allow-list, rate limit, JSON content type,
+    body size."""
 
     def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter) -> None:
         self.app, self.settings, self.limiter = app, settings, limiter
@@ -49,7 +51,8 @@ class ApiGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path.startswith("/api/") or path == "/api"):
+        if scope["type"] != "http" or not (path.startswith(API_PREFIXES) or
+                                           path in ("/api", "/v1")):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
