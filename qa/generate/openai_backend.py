@@ -54,12 +54,13 @@ class OpenAIGenerator:
         """The first model the server lists (GET /models)."""
         response = self._send("GET", "/models")
         try:
-            with response:
-                response.read()
-                models = [m["id"] for m in response.json()["data"]]
+            response.read()
+            models = [m["id"] for m in response.json()["data"]]
         except (ValueError, KeyError, TypeError):
             raise GeneratorUnavailable(f"the generator at {self.where} gave no model list; "
                                        "set QA_OPENAI_MODEL") from None
+        finally:
+            response.close()
         if not models:
             raise GeneratorUnavailable(f"the generator at {self.where} serves no model")
         return str(models[0])
@@ -120,14 +121,15 @@ class OpenAIGenerator:
                                 "temperature": 0, "max_tokens": max_new_tokens}
         attempt = 0
         while True:
-            if self._ask_logprobs:
-                body["logprobs"] = True
+            if self._ask_logprobs:  # the chosen token's (llama-cpp-python needs top_logprobs)
+                body |= {"logprobs": True, "top_logprobs": 1}
             response = self._send("POST", "/chat/completions", body,
                                   passed=(400, 422) if self._ask_logprobs else ())
             if response.status_code in (400, 422):
                 response.close()  # some servers refuse logprobs: ask without (once)
                 self._ask_logprobs = False
                 body.pop("logprobs", None)
+                body.pop("top_logprobs", None)
                 continue
             attempt += 1
             logprobs: list[float] = []

@@ -16,6 +16,15 @@ ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search", "/v1/chat/completions
 API_PREFIXES = ("/api/", "/v1/")  # the JSON APIs: ours, and ours for OpenAI clients
 
 
+def error_body(path: str, message: str, status: int) -> dict[str, Any]:
+    """The JSON of an error: `{"error": message}`, on /v1/ in OpenAI's format (whose clients
+    show error.message)."""
+    if not path.startswith("/v1/"):
+        return {"error": message}
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "code": status}}
+
+
 def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
@@ -75,8 +84,8 @@ class ApiGuard:
         if method == "POST" and path in ASK_PATHS:
             wait = self.limiter.acquire(client_address(scope, self.settings.proxy_hops))
             if wait > 0:
-                await _send_json(send_cors, 429, {"error": "too many questions from your address;"
-                                                  f" retry in {retry_after(wait)} s"},
+                message = f"too many questions from your address; retry in {retry_after(wait)} s"
+                await _send_json(send_cors, 429, error_body(path, message, 429),
                                  {"Retry-After": retry_after(wait)})
                 return
         if method == "POST":
@@ -85,7 +94,7 @@ class ApiGuard:
             if body is None:
                 status, message = problem or (
                     413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-                await _send_json(send_cors, status, {"error": message}, {})
+                await _send_json(send_cors, status, error_body(path, message, status), {})
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send_cors)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from qa.serve.middleware import error_body
 from qa.serve.routes import (
     MAX_HISTORY,
     MAX_TURN_CHARS,
@@ -142,9 +143,7 @@ async def _chunks(generation: Generation, request: Request, ident: str,
             continue
         last = time.monotonic()
         if kind == "error":
-            yield _data({"error": {"message": payload[1], "code": payload[0],
-                                   "type": "server_error" if payload[0] >= 500 else
-                                   "invalid_request_error"}})
+            yield _data(error_body("/v1/", payload[1], payload[0]))
             break
         if payload.kind == "token":
             sent += payload.text
@@ -167,6 +166,7 @@ async def models() -> dict[str, Any]:
 @router.api_route("/v1/{rest:path}", include_in_schema=False,
                   methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 async def unknown(rest: str) -> JSONResponse:
+    path = f"/v1/{rest}"
     if rest in ROUTES:
-        return JSONResponse({"error": "method not allowed"}, 405)
-    return JSONResponse({"error": f"no such endpoint: /v1/{rest}"}, 404)
+        return JSONResponse(error_body(path, "method not allowed", 405), 405)
+    return JSONResponse(error_body(path, f"no such endpoint: {path}", 404), 404)
