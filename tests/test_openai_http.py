@@ -117,7 +117,7 @@ def test_a_stall_mid_reply_ends_at_the_read_timeout(serve: Serve) -> None:
     try:
         assert REPLY.startswith(next(stream))
         with pytest.raises(GeneratorUnavailable, match=(
-                "stopped answering: no reply within the timeout$")):
+                r"stopped answering: no reply within the timeout$")):
             list(stream)
     finally:
         generation.release.set()

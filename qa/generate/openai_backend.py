@@ -139,10 +139,14 @@ class OpenAIGenerator:
                     shown = True
                     yield piece
             except httpx.TransportError as exc:
-                if shown or attempt >= self.retries:
+                if shown:
                     raise GeneratorUnavailable(
                         f"the generator at {self.where} stopped answering: {_reason(exc)}"
                     ) from None
+                if attempt >= self.retries:
+                    raise GeneratorUnavailable(
+                        f"the generator at {self.where} is unreachable: {_reason(exc)} (after "
+                        f"{attempt} tries); check that it runs and QA_OPENAI_BASE_URL") from None
                 time.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
             finally:
