@@ -48,7 +48,9 @@ class OpenAIGenerator:
         self.logprobs: bool | None = None
         self._ask_logprobs = True  # dropped when the server refuses requests that ask
         self._tokenize: str | None = None  # the tokenize endpoint found ("": none)
-        self.name = model or self._first_model()
+        # The model; "" until the first request asks the server for its first one (so that a
+        # server down at start-up only fails the questions asked while it is down).
+        self.name = model
 
     def _first_model(self) -> str:
         """The first model the server lists (GET /models)."""
@@ -117,6 +119,7 @@ class OpenAIGenerator:
                 stream: ReplyStream) -> Iterator[str]:
         import httpx
 
+        self.name = self.name or self._first_model()
         body: dict[str, Any] = {"model": self.name, "messages": messages, "stream": True,
                                 "temperature": 0, "max_tokens": max_new_tokens}
         attempt = 0

@@ -93,7 +93,7 @@ def describe(settings: Settings, generator: Generator | None = None) -> dict[str
         logprobs = getattr(generator, "logprobs", None)
         where = public_url(settings.openai_base_url)
         return {"backend": "openai",
-                "model": generator.name if generator else settings.openai_model or None,
+                "model": (generator.name if generator else settings.openai_model) or None,
                 "where": where,
                 "refusal_signals": [*(["reply_logprob"] if logprobs else []), *OTHER_SIGNALS],
                 "logprobs": {True: "returned by the server", False: "not returned by the server",
