@@ -18,6 +18,7 @@ RETRIES = 3  # tries of a request before any of its reply was read
 BACKOFF_S = 0.5  # the wait before the second try; doubled for each further one
 MAX_RETRY_AFTER_S = 10.0  # a 429's Retry-After is honoured up to this
 CHARS_PER_TOKEN = 4  # the estimate where the server has no tokenize endpoint
+FIRST_MODEL = "(the server's first model)"  # the name until the server has said which
 
 
 class OpenAIGenerator:
@@ -48,9 +49,10 @@ class OpenAIGenerator:
         self.logprobs: bool | None = None
         self._ask_logprobs = True  # dropped when the server refuses requests that ask
         self._tokenize: str | None = None  # the tokenize endpoint found ("": none)
-        # The model; "" until the first request asks the server for its first one (so that a
-        # server down at start-up only fails the questions asked while it is down).
-        self.name = model
+        # The model; when not given, the first request asks the server for its first one (so
+        # that a server down at start-up only fails the questions asked while it is down).
+        self._model = model
+        self.name = model or FIRST_MODEL
 
     def _first_model(self) -> str:
         """The first model the server lists (GET /models)."""
@@ -119,8 +121,9 @@ class OpenAIGenerator:
                 stream: ReplyStream) -> Iterator[str]:
         import httpx
 
-        self.name = self.name or self._first_model()
-        body: dict[str, Any] = {"model": self.name, "messages": messages, "stream": True,
+        if not self._model:
+            self._model = self.name = self._first_model()
+        body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True,
                                 "temperature": 0, "max_tokens": max_new_tokens}
         attempt = 0
         while True:
@@ -192,7 +195,7 @@ class OpenAIGenerator:
                 return None
             try:
                 reply = self.client.post(root + path, json={endpoints[path]: text,
-                                                            "model": self.name})
+                                                            "model": self._model or None})
                 tokens = reply.json()["tokens"] if reply.status_code == 200 else None
             except (httpx.TransportError, ValueError, KeyError, TypeError):
                 tokens = None
