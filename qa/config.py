@@ -25,6 +25,7 @@ Backend = Literal["transformers-int8", "llama.cpp", "transformers", "openai"]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
+LOCAL_BACKENDS = tuple(b for b in BACKENDS if b != "openai")  # those that load model files
 T = TypeVar("T")
 ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
 DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")

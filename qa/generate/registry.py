@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qa import compute
-from qa.config import BACKENDS, Backend, Settings, public_url
+from qa.config import LOCAL_BACKENDS, Backend, Settings, public_url
 from qa.errors import ModelUnavailable, SettingsError
 from qa.generate.base import Generator
 from qa.generate.model_files import OwnModel, check_gguf, own_model
@@ -50,10 +50,9 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
     """The named model (or own model path) on the named backend, prepared from its packages
     on first use; native_kernels: the int8 backend decodes with qa.generate.int8.kernels where
     they run."""
-    if backend not in BACKENDS or backend == "openai":
+    if backend not in LOCAL_BACKENDS:
         raise SettingsError(f"unknown backend {backend!r}; choose one of "
-                            f"{', '.join(b for b in BACKENDS if b != 'openai')} (openai: "
-                            "generator_for)")
+                            f"{', '.join(LOCAL_BACKENDS)} (openai: generator_for)")
     own = own_model(name, backend)
     if own is None and name not in GENERATORS:
         raise SettingsError(f"unknown model {name!r}; choose one of {', '.join(GENERATORS)}")
