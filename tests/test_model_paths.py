@@ -170,3 +170,17 @@ def test_own_gguf_file_answers_on_llama_cpp(corpus_index, embedder) -> None:
     assert describe(settings, qa.generator) == {
         "backend": "llama.cpp", "model": gguf.name, "where": str(gguf.resolve()),
         "refusal_signals": ["top_similarity", "support", "grounded", "retried", "citations"]}
+
+
+def test_uploads_use_the_apps_own_model_file(tmp_path: Path, corpus_index, embedder) -> None:
+    from qa.serve.state import Models
+    from tests.fakes import ScriptedGenerator
+
+    own = gguf_file(tmp_path / "own.gguf", "qwen2")
+    generator = ScriptedGenerator("India and Pakistan [1].")
+    models = Models(QA(Settings.from_env(model=str(own)), corpus_index, embedder, generator))
+    uploads = models.pipeline(str(own), corpus_index)  # as the chat asks for uploaded files
+    assert uploads is not models.qa and uploads.settings.model == str(own)
+    assert uploads.generator is generator
+    with pytest.raises(SettingsError, match="model must be one of"):
+        models.pipeline("gpt-9", corpus_index)

@@ -141,7 +141,8 @@ class Models:
         base = self.qa
         if (not model or model == base.settings.model) and index is None:
             return base
-        name = one_of("model", model or base.settings.model, MODEL_NAMES)
+        name = model or base.settings.model  # the app's own (maybe a path), or a packaged one
+        name = name if name == base.settings.model else one_of("model", name, MODEL_NAMES)
         # An uploaded set reads its retrieved passages only: keeping its whole text as the
         # generator's prefix would evict the app's own (one prefix per generator).
         settings = replace(base.settings, model=name,
