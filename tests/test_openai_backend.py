@@ -1,12 +1,14 @@
 """QA_BACKEND=openai against llama.cpp's OpenAI-compatible server (llama-cpp-python[server])
 with the packaged 0.5B GGUF file, on a loopback port: answers through QA.answer, `qa ask`
-and /api/ask, log-probabilities, a stalled and a stopped server."""
+and /api/ask, log-probabilities, a server stopped mid-answer. A server that stalls mid-reply
+is in tests/test_openai_http.py: paused with SIGSTOP and resumed, llama-cpp-python's server
+sometimes left the next request unanswered for over 30 s, which would tie this module's
+tests together."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -66,7 +68,6 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         yield LlamaServer(process, url, models["data"][0]["id"])
     finally:
         if process.poll() is None:
-            os.kill(process.pid, signal.SIGCONT)  # a test may have paused it
             process.kill()
         process.wait(30)
 
@@ -140,25 +141,6 @@ def test_api_ask_and_health_over_the_server(llama_server: LlamaServer, corpus_in
         health = httpx.get(f"{url}/api/health", timeout=30).json()
     assert health["generator"]["backend"] == "openai"
     assert health["generator"]["where"] == llama_server.url
-
-
-def test_a_stalled_server_is_a_clear_error_after_the_timeout(llama_server: LlamaServer) -> None:
-    generator = OpenAIGenerator(llama_server.url, timeout=3)
-    stream = generator.stream([{"role": "user", "content": "Count from 1 to 300, one number "
-                                                           "per line."}], 60)
-    first = next(stream)
-    assert first
-    os.kill(llama_server.process.pid, signal.SIGSTOP)  # alive, but it sends nothing more
-    try:
-        with pytest.raises(GeneratorUnavailable, match=(
-                f"^the generator at {llama_server.url} stopped answering: no reply within "
-                "the timeout$")):
-            for _ in stream:
-                pass
-    finally:
-        # It goes on with the abandoned reply (60 tokens at most) before the next request.
-        os.kill(llama_server.process.pid, signal.SIGCONT)
-    generator.close()
 
 
 def test_server_stopped_mid_answer_gives_a_clean_error(llama_server: LlamaServer, corpus_index,
