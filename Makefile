@@ -18,14 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,model-1-5b,model-0-5b]'
 	touch $(STAMP)
 
-# The optional llama.cpp backend (QA_BACKEND=llama.cpp), which the tests cover: compiled from
-# source for any x86-64 CPU, without its vision parts.
+# The optional llama.cpp backend (QA_BACKEND=llama.cpp) and its OpenAI-compatible server (the
+# tests of QA_BACKEND=openai start it), which the tests cover: compiled from source for any
+# x86-64 CPU, without its vision parts.
 setup-llama: $(LLAMA_STAMP)
 
-$(LLAMA_STAMP): $(STAMP)
+$(LLAMA_STAMP): $(STAMP) pyproject.toml
 	@echo "Building llama-cpp-python from source (about 5-11 minutes on 2 cores)"
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet \
-	  "$$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"
+	  -e '.[llama]'
 	touch $(LLAMA_STAMP)
 
 run: setup

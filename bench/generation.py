@@ -15,7 +15,7 @@ from common import ROOT, pct, peak_rss_mib, print_facts
 from qa import compute
 from qa.answer.pipeline import QA
 from qa.answer.prompting import answer_messages, answer_prefix
-from qa.config import BACKENDS, MODEL_NAMES, Settings
+from qa.config import LOCAL_BACKENDS, MODEL_NAMES, Settings
 
 QUESTION = "What was agreed at the special event on countering terrorism?"
 
@@ -59,7 +59,7 @@ def _run(gen, messages: list, new_tokens: int) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=MODEL_NAMES, default=Settings().model)
-    parser.add_argument("--backend", choices=BACKENDS, default=Settings().backend)
+    parser.add_argument("--backend", choices=LOCAL_BACKENDS, default=Settings().backend)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()

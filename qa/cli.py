@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--model", choices=MODEL_NAMES)
+    parser.add_argument("--model", metavar="MODEL",
+                        help=f"{' or '.join(MODEL_NAMES)}, or the path of a .gguf file or "
+                        "of a transformers model folder")
     parser.add_argument("--backend", choices=BACKENDS)
     parser.add_argument("--index", type=Path, help="index folder (default: index/)")
 
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                                      corpus_dir=getattr(args, "corpus", None))
         if args.command == "index":
             return _index(args, settings)
+        from qa.generate.registry import check_model
+
+        check_model(settings)  # own model files: a bad path stops here, before any loading
         if args.command == "ask":
             return _ask(args, settings)
         if args.command == "serve":
@@ -134,8 +139,11 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.question is None:
         return _interactive(qa, args)
     if args.json:
-        print(json.dumps(qa.answer(args.question, top_k=args.top_k).to_dict(), indent=2,
-                         ensure_ascii=False))
+        from qa.generate.registry import describe
+
+        result = qa.answer(args.question, top_k=args.top_k).to_dict()
+        result["generator"] = describe(settings, qa.generator)  # backend, model, where
+        print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0
     _stream_answer(qa, args.question, [], args.top_k)
     return 0

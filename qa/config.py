@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 from qa.errors import SettingsError
 
@@ -20,10 +21,11 @@ PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.c
 
 ModelName = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
 Fusion = Literal["rrf", "weighted"]
-Backend = Literal["transformers-int8", "llama.cpp", "transformers"]
+Backend = Literal["transformers-int8", "llama.cpp", "transformers", "openai"]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
+LOCAL_BACKENDS = tuple(b for b in BACKENDS if b != "openai")  # those that load model files
 T = TypeVar("T")
 ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
 DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
@@ -70,8 +72,15 @@ class Settings:
     # the question is answerable) is below this; 0 turns the decision off. Set on SQuAD v2.0
     # by bench/fit_refusal.py (BENCHMARKS.md section 2).
     min_confidence: float = 0.2
-    model: ModelName = "qwen2.5-coder-1.5b"
+    # A packaged model (MODEL_NAMES), or a path: a .gguf file (llama.cpp) or a transformers
+    # model folder with a chat template (qa.generate.model_files checks it at start-up).
+    model: str = "qwen2.5-coder-1.5b"
     backend: Backend = "transformers-int8"
+    # backend "openai": an OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI). Its API
+    # key comes from the QA_OPENAI_API_KEY environment variable only, never from Settings.
+    openai_base_url: str = ""  # e.g. http://127.0.0.1:8080/v1
+    openai_model: str = ""  # empty: the first model the server lists
+    openai_timeout: float = 60.0  # seconds to connect, and between two streamed pieces
     max_new_tokens: int = 160
     # Example questions the app shows, written by the model from the documents (0: none).
     example_questions: int = 3
@@ -114,7 +123,7 @@ class Settings:
         positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "threads",
                     "max_question_chars", "max_upload_mb", "max_upload_files",
                     "rate_limit_per_minute", "rate_limit_burst",
-                    "max_concurrent_generations", "max_answer_seconds")
+                    "max_concurrent_generations", "max_answer_seconds", "openai_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
@@ -144,7 +153,12 @@ class Settings:
         if self.proxy_hops < 0:
             raise SettingsError(f"proxy_hops must be 0 or more, got {self.proxy_hops}")
         one_of("backend", self.backend, BACKENDS)
-        one_of("model", self.model, MODEL_NAMES)
+        if self.backend == "openai":
+            check_base_url(self.openai_base_url)
+        elif self.model not in MODEL_NAMES and not Path(self.model).expanduser().exists():
+            raise SettingsError(f"model must be one of {', '.join(MODEL_NAMES)} or the path "
+                                f"of a .gguf file or model folder; got {self.model!r} (no "
+                                "such file)")
 
     def origins(self, environ: dict[str, str] | None = None) -> tuple[str, ...]:
         """The origins allowed to use the API: allowed_origins, or by default localhost only,
@@ -155,6 +169,33 @@ class Settings:
             return parse_origins(raw)
         space = env.get("SPACE_HOST", "").strip()  # set by Hugging Face Spaces
         return (*DEFAULT_ORIGINS, f"https://{space.lower()}") if space else DEFAULT_ORIGINS
+
+
+def check_base_url(url: str) -> None:
+    """SettingsError unless url is an http(s) base URL without credentials in it."""
+    parts = urlsplit(url)
+    if not url:
+        raise SettingsError("backend openai needs QA_OPENAI_BASE_URL, for example "
+                            "http://127.0.0.1:8080/v1")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"openai_base_url must be an http(s) URL like "
+                            f"http://127.0.0.1:8080/v1, got {public_url(url)!r}")
+    if parts.username or parts.password:
+        raise SettingsError("openai_base_url must not hold credentials; set "
+                            "QA_OPENAI_API_KEY instead")
+
+
+def public_url(url: str) -> str:
+    """url without user, password, query or fragment: safe to log and show."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
 
 
 def one_of(name: str, value: object, options: tuple[T, ...]) -> T:

@@ -62,6 +62,12 @@ class ModelUnavailable(QAError, RuntimeError):
     http_status = 503
 
 
+class GeneratorUnavailable(QAError, RuntimeError):
+    """The generator server cannot be reached or keeps failing (refused, timed out, 429, 5xx)."""
+
+    http_status = 503
+
+
 class PromptTooLong(QAError, ValueError):
     """A prompt and its reply do not fit the model's context."""
 

@@ -23,7 +23,7 @@ def qa(*args: str, stdin: str | None = None, timeout: int = 900) -> subprocess.C
     (("ask", "Anything?", "--index", "/nonexistent/index"), 1,
      "qa: error: no index at /nonexistent/index (run: qa index build)"),
     (("ask", "x", "--top-k", "many"), 2, "qa: error: argument --top-k: invalid int value"),
-    (("ask", "x", "--model", "gpt-9"), 2, "qa: error: argument --model: invalid choice"),
+    (("ask", "x", "--model", "gpt-9"), 2, "qa: error: model must be one of qwen2.5-coder-1.5b"),
     (("ask", "x", "--bogus"), 2, "qa: error: unrecognized arguments: --bogus"),
     (("eval", "qa", "--questions", "/nonexistent.jsonl"), 2, "qa: error: cannot read"),
     (("index", "build", "/nonexistent/folder", "--out", "/tmp/qa-never"), 1,

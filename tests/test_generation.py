@@ -19,7 +19,7 @@ from qa.answer.prompting import (
     looks_like_refusal,
     passages_prefix,
 )
-from qa.config import BACKENDS, Settings
+from qa.config import LOCAL_BACKENDS, Settings
 from qa.errors import ModelUnavailable
 from qa.files import sha256_file
 from qa.generate.base import KEPT_PREFIXES, Generator, prefix_tokens
@@ -31,9 +31,10 @@ from qa.types import Hit
 COUNT = [{"role": "user", "content": "Count from 1 to 5, separated by commas."}]
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=LOCAL_BACKENDS)
 def small(request: pytest.FixtureRequest, settings: Settings) -> Generator:
-    """The 0.5B model on each backend (`make test` builds llama-cpp-python)."""
+    """The 0.5B model on each local backend (`make test` builds llama-cpp-python; the openai
+    backend is in tests/test_openai_backend.py and tests/test_openai_http.py)."""
     if request.param == "llama.cpp":
         pytest.importorskip("llama_cpp")
     return load_generator("qwen2.5-coder-0.5b", settings.cache_dir, backend=request.param)

@@ -15,7 +15,7 @@ RANKS = {"qa": 0, "qa.config": 0, "qa.types": 0, "qa.errors": 0, "qa.files": 0,
          "qa.__main__": 7, "app": 7}
 SHARED = {"qa.config", "qa.types", "qa.errors", "qa.files", "qa.progress", "qa.compute"}
 BACKENDS = ("qa.generate.transformers_backend", "qa.generate.llamacpp_backend",
-            "qa.generate.int8")
+            "qa.generate.openai_backend", "qa.generate.int8")
 
 
 def _module(path: Path) -> str:

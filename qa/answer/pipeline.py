@@ -34,7 +34,7 @@ from qa.answer.questions import check_question, clean_text
 from qa.answer.short import MAX_SHORT_TOKENS, SHORT_WORDS, pick_short, short_messages
 from qa.config import Settings
 from qa.generate.base import Generator
-from qa.generate.registry import load_generator
+from qa.generate.registry import generator_for
 from qa.index.embedding import Embedder
 from qa.index.store import Index, load_index
 from qa.progress import Reporter, print_reporter
@@ -92,8 +92,7 @@ def load_warm_generator(settings: Settings, name: str | None = None,
                         report: Reporter = print_reporter) -> Generator:
     """The named model (default: the settings') loaded once, with the fixed answer-prompt
     prefix already evaluated so the first question does not pay for it."""
-    generator = load_generator(name or settings.model, settings.cache_dir, settings.threads,
-                               report, settings.backend, settings.native_kernels)
+    generator = generator_for(settings, name, report)
     generator.keep_prefix(answer_prefix())
     return generator
 

@@ -1,37 +1,69 @@
-"""Picks a backend for a model name and loads it, preparing the model files on first use."""
+"""Picks a backend for a model (a packaged name, your own file or folder, or a server) and loads
+it, preparing packaged model files on first use; says what runs where."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
+from typing import Any
 
 from qa import compute
-from qa.config import BACKENDS, Backend
+from qa.config import LOCAL_BACKENDS, Backend, Settings, public_url
 from qa.errors import ModelUnavailable, SettingsError
 from qa.generate.base import Generator
+from qa.generate.model_files import OwnModel, check_gguf, own_model
 from qa.generate.models import GENERATORS, assemble_gguf, converted_dir
 from qa.progress import Reporter, print_reporter
+
+API_KEY_VARIABLE = "QA_OPENAI_API_KEY"  # read from the environment only, never shown
+# What the refusal decision (qa.answer.decision) reads besides the model's log-probabilities.
+OTHER_SIGNALS = ("top_similarity", "support", "grounded", "retried", "citations")
+
+
+def generator_for(settings: Settings, name: str | None = None,
+                  report: Reporter = print_reporter) -> Generator:
+    """The generator that settings name (name: another model on the same backend)."""
+    if settings.backend == "openai":
+        from qa.generate.openai_backend import OpenAIGenerator
+
+        return OpenAIGenerator(settings.openai_base_url, settings.openai_model,
+                               os.environ.get(API_KEY_VARIABLE) or None, settings.openai_timeout)
+    return load_generator(name or settings.model, settings.cache_dir, settings.threads, report,
+                          settings.backend, settings.native_kernels)
+
+
+def check_model(settings: Settings) -> OwnModel | None:
+    """Check an own model path of settings before anything starts (SettingsError, one line:
+    exit status 2); None for a packaged model or a server."""
+    own = own_model(settings.model, settings.backend)
+    if own is not None and own.kind == "gguf":
+        _need_llama_cpp()
+        check_gguf(own)
+    return own
 
 
 def load_generator(name: str, cache_dir: Path, threads: int = 2,
                    report: Reporter = print_reporter,
                    backend: Backend = "transformers-int8",
                    native_kernels: bool = True) -> Generator:
-    """The named model on the named backend, prepared from its packages on first use;
-    native_kernels: the int8 backend decodes with qa.generate.int8.kernels where they run."""
-    if name not in GENERATORS:
+    """The named model (or own model path) on the named backend, prepared from its packages
+    on first use; native_kernels: the int8 backend decodes with qa.generate.int8.kernels where
+    they run."""
+    if backend not in LOCAL_BACKENDS:
+        raise SettingsError(f"unknown backend {backend!r}; choose one of "
+                            f"{', '.join(LOCAL_BACKENDS)} (openai: generator_for)")
+    own = own_model(name, backend)
+    if own is None and name not in GENERATORS:
         raise SettingsError(f"unknown model {name!r}; choose one of {', '.join(GENERATORS)}")
-    if backend not in BACKENDS:
-        raise SettingsError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "llama.cpp":
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ModelUnavailable("the llama.cpp backend needs llama-cpp-python, which compiles "
-                                   "from source: run `make setup-llama`, or choose another "
-                                   f"backend ({', '.join(b for b in BACKENDS if b != backend)})")
+    if (own.backend if own else backend) == "llama.cpp":
+        _need_llama_cpp()
         from qa.generate.llamacpp_backend import LlamaCppGenerator
 
-        gguf = assemble_gguf(GENERATORS[name], cache_dir, report)
-        return compute.run(LlamaCppGenerator, name, gguf, threads)
+        if own is not None:
+            check_gguf(own)
+        gguf = own.path if own else assemble_gguf(GENERATORS[name], cache_dir, report)
+        return compute.run(LlamaCppGenerator, own.name if own else name, gguf, threads)
     from qa.generate.int8.kernels import load as load_kernels
     from qa.generate.transformers_backend import TransformersGenerator
 
@@ -39,7 +71,35 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
 
     def load() -> Generator:
         kernels = load_kernels(cache_dir) if int8 and native_kernels else None
-        return TransformersGenerator(name, converted_dir(GENERATORS[name], cache_dir, report),
-                                     threads, int8=int8, kernels=kernels)
+        folder = own.path if own else converted_dir(GENERATORS[name], cache_dir, report)
+        return TransformersGenerator(own.name if own else name, folder, threads, int8=int8,
+                                     kernels=kernels)
 
     return compute.run(load)  # torch work stays on the compute thread
+
+
+def _need_llama_cpp() -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ModelUnavailable("the llama.cpp backend needs llama-cpp-python, which compiles "
+                               "from source: run `make setup-llama`, or choose another "
+                               "backend (transformers-int8, transformers)")
+
+
+def describe(settings: Settings, generator: Generator | None = None) -> dict[str, Any]:
+    """The backend, the model and where it runs (a server's URL without credentials, a file,
+    or this process), and the refusal signals in use; generator: the loaded one, if any."""
+    if settings.backend == "openai":
+        logprobs = getattr(generator, "logprobs", None)
+        where = public_url(settings.openai_base_url)
+        return {"backend": "openai",
+                "model": (generator.name if generator else settings.openai_model) or None,
+                "where": where,
+                "refusal_signals": [*(["reply_logprob"] if logprobs else []), *OTHER_SIGNALS],
+                "logprobs": {True: "returned by the server", False: "not returned by the server",
+                             None: "asked for; no reply yet"}[logprobs]}
+    own = own_model(settings.model, settings.backend)
+    backend = own.backend if own else settings.backend
+    scored = ["refusal_logprob", "reply_logprob"] if backend != "llama.cpp" else []
+    return {"backend": backend, "model": own.name if own else settings.model,
+            "where": str(own.path) if own else "this process (packaged model)",
+            "refusal_signals": [*scored, *OTHER_SIGNALS]}

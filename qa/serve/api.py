@@ -17,7 +17,8 @@ from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import QAError
 from qa.serve.limits import GenerationSlots, RateLimiter
-from qa.serve.middleware import ApiGuard
+from qa.serve.middleware import API_PREFIXES, ApiGuard, error_body
+from qa.serve.openai_api import router as openai_router
 from qa.serve.routes import ApiState, router
 from qa.serve.state import Models
 
@@ -41,6 +42,7 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(Exception)(_bug)
     app.include_router(router)
+    app.include_router(openai_router)  # /v1/: our answers for OpenAI clients
     if mount_ui:
         import gradio as gr
 
@@ -52,26 +54,30 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
 
 
 async def _user_error(request: Request, exc: QAError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, exc.http_status,
+    return JSONResponse(error_body(request.url.path, str(exc), exc.http_status), exc.http_status,
                         headers=getattr(exc, "headers", None))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     # FastAPI's own errors (a body nested too deeply to parse) in the API's error format.
-    if not request.url.path.startswith("/api/"):
+    if not request.url.path.startswith(API_PREFIXES):
         return await http_exception_handler(request, exc)
-    return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+    return JSONResponse(error_body(request.url.path, str(exc.detail), exc.status_code),
+                        exc.status_code, headers=exc.headers)
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse({"error": "the request body is not valid JSON"}, 400)
+        return JSONResponse(error_body(request.url.path, "the request body is not valid JSON",
+                                       400), 400)
     parts = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
              for e in errors]
-    return JSONResponse({"error": "; ".join(parts), "detail": errors}, 422)
+    return JSONResponse({**error_body(request.url.path, "; ".join(parts), 422), "detail": errors},
+                        422)
 
 
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"error": "internal error (the server log has the details)"}, 500)
+    return JSONResponse(error_body(request.url.path,
+                                   "internal error (the server log has the details)", 500), 500)

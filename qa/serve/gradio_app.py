@@ -157,7 +157,8 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
     titles = [d.title or d.source for d in qa.index.documents.values()]
     title = ui.app_title(titles)
     limit = qa.settings.max_question_chars
-    choices = installed_models() or [qa.settings.model]
+    remote = qa.settings.backend == "openai"  # the server's model: no local one to pick
+    choices = ([] if remote else installed_models()) or [qa.settings.model]
     if qa.settings.model not in choices:
         choices.insert(0, qa.settings.model)
 
@@ -186,7 +187,8 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
                     top_k = gr.Slider(1, 10, value=qa.settings.top_k, step=1,
                                       label="Passages to retrieve (top-k)")
                     show_scores = gr.Checkbox(False, label="Show retrieval scores")
-                    model = gr.Dropdown(choices, value=qa.settings.model, label="Model")
+                    model = gr.Dropdown(choices, value=qa.settings.model, label="Model",
+                                        visible=not remote)
                 with gr.Accordion("Your own documents", open=False):
                     files = gr.File(label="Upload .txt, .md, .html or .pdf files",
                                     file_count="multiple",

@@ -1,5 +1,5 @@
-"""The ASGI middleware in front of /api/: CORS allow-list, rate limit, JSON content type and
-body size, answered before any route runs."""
+"""The ASGI middleware in front of /api/ and /v1/: CORS allow-list, rate limit, JSON content
+type and body size, answered before any route runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ from qa.config import Settings
 from qa.serve.limits import OriginPolicy, RateLimiter, retry_after
 
 MAX_BODY_BYTES = 256 * 1024  # a question, a bounded history and JSON escaping fit easily
-ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search")  # rate-limited
+ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search", "/v1/chat/completions")  # limited
+API_PREFIXES = ("/api/", "/v1/")  # the JSON APIs: ours, and ours for OpenAI clients
+
+
+def error_body(path: str, message: str, status: int) -> dict[str, Any]:
+    """The JSON of an error: `{"error": message}`, on /v1/ in OpenAI's format (whose clients
+    show error.message)."""
+    if not path.startswith("/v1/"):
+        return {"error": message}
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "code": status}}
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -41,7 +51,8 @@ def client_address(scope: Scope, proxy_hops: int) -> str:
 
 
 class ApiGuard:
-    """ASGI middleware for /api/: CORS allow-list, rate limit, JSON content type, body size."""
+    """ASGI middleware for /api/ and /v1/: CORS allow-list, rate limit, JSON content type,
+    body size."""
 
     def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter) -> None:
         self.app, self.settings, self.limiter = app, settings, limiter
@@ -49,7 +60,8 @@ class ApiGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path.startswith("/api/") or path == "/api"):
+        if scope["type"] != "http" or not (path.startswith(API_PREFIXES) or
+                                           path in ("/api", "/v1")):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -72,8 +84,8 @@ class ApiGuard:
         if method == "POST" and path in ASK_PATHS:
             wait = self.limiter.acquire(client_address(scope, self.settings.proxy_hops))
             if wait > 0:
-                await _send_json(send_cors, 429, {"error": "too many questions from your address;"
-                                                  f" retry in {retry_after(wait)} s"},
+                message = f"too many questions from your address; retry in {retry_after(wait)} s"
+                await _send_json(send_cors, 429, error_body(path, message, 429),
                                  {"Retry-After": retry_after(wait)})
                 return
         if method == "POST":
@@ -82,7 +94,7 @@ class ApiGuard:
             if body is None:
                 status, message = problem or (
                     413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-                await _send_json(send_cors, status, {"error": message}, {})
+                await _send_json(send_cors, status, error_body(path, message, status), {})
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send_cors)

@@ -19,9 +19,11 @@ from qa.answer.pipeline import QA
 from qa.answer.questions import check_question
 from qa.config import Settings
 from qa.errors import QAError
+from qa.generate.registry import describe
 from qa.serve.limits import GenerationSlots, RateLimiter, retry_after
 from qa.serve.state import Models
 from qa.serve.streaming import Generation, sse_stream
+from qa.types import Answer
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_HISTORY = 20  # messages of earlier turns sent with a follow-up question
@@ -87,7 +89,7 @@ Runtime = Annotated[ApiState, Depends(_state)]
 router = APIRouter()
 
 
-def _start(state: ApiState, body: AskRequest) -> Generation:
+def start_generation(state: ApiState, body: AskRequest) -> Generation:
     """The generation of an answer, once the question, the model and a free slot allow it."""
     question = check_question(body.question, state.settings.max_question_chars)
     models = state.models
@@ -103,14 +105,20 @@ def _start(state: ApiState, body: AskRequest) -> Generation:
                       state.settings.max_answer_seconds)
 
 
-@router.post("/api/ask", summary="Answer a question (the full Answer as JSON)")
-async def ask(body: AskRequest, request: Request, state: Runtime) -> Response:
+async def final_answer(generation: Generation, request: Request) -> Answer | None:
+    """The generation's checked answer (None: the client went away); its error as ApiError."""
     answer = None
-    async for kind, payload in _start(state, body).events(request):
+    async for kind, payload in generation.events(request):
         if kind == "error":
             raise ApiError(*payload)
         if kind == "event" and payload.answer is not None:
             answer = payload.answer
+    return answer
+
+
+@router.post("/api/ask", summary="Answer a question (the full Answer as JSON)")
+async def ask(body: AskRequest, request: Request, state: Runtime) -> Response:
+    answer = await final_answer(start_generation(state, body), request)
     if answer is None:  # the client went away; nobody reads this
         return Response(status_code=499)
     return JSONResponse(answer.to_dict())
@@ -121,7 +129,7 @@ async def ask(body: AskRequest, request: Request, state: Runtime) -> Response:
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "events: token, citation, done, error"}})
 async def ask_stream(body: AskRequest, request: Request, state: Runtime) -> StreamingResponse:
-    return StreamingResponse(sse_stream(_start(state, body), request),
+    return StreamingResponse(sse_stream(start_generation(state, body), request),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -143,8 +151,10 @@ async def health(state: Runtime) -> dict[str, Any]:
     ready = models is None or (models.ready and not failed)
     index = qa.index  # one version, even while swap_index replaces it
     manifest = index.manifest
+    loaded = models is not None and models.ready and not failed  # else it loads on demand
     return {"status": "error" if failed else "ok" if ready else "loading",
             "model": {"name": qa.model_name, "state": model_state, "ready": ready},
+            "generator": describe(qa.settings, qa.generator if loaded else None),
             "index": {"build_id": index.version, "created_at": manifest.get("created_at"),
                       "documents": len(index.documents), "chunks": len(index.chunks),
                       "embedder": manifest.get("embedder", {}).get("name")},

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import QAError, SettingsError
+from qa.generate.registry import check_model
 from qa.index.embedding import Embedder
 from qa.serve.api import create_api
 from qa.serve.starting import StartingApp
@@ -30,6 +31,7 @@ def serve(host: str, port: int, settings: Settings | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO)
     settings = settings or Settings.from_env()  # invalid values stop here, before the port opens
+    check_model(settings)  # and own model files that cannot run
     progress = LoadProgress()
 
     def build() -> FastAPI:

@@ -141,7 +141,8 @@ class Models:
         base = self.qa
         if (not model or model == base.settings.model) and index is None:
             return base
-        name = one_of("model", model or base.settings.model, MODEL_NAMES)
+        name = model or base.settings.model  # the app's own (maybe a path), or a packaged one
+        name = name if name == base.settings.model else one_of("model", name, MODEL_NAMES)
         # An uploaded set that fits is read whole too, from its own kept prompt prefix (the
         # generator keeps a few side by side: qa.generate.base.KEPT_PREFIXES).
         settings = replace(base.settings, model=name)
