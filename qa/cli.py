@@ -173,7 +173,8 @@ def format_sources(answer: Answer) -> str:
         lines.append("\nSources:")
         for c in answer.citations:
             check = "supported" if c.supported else "NOT supported by this passage"
-            lines.append(f"  [{c.n}] {c.source}, characters {c.start}-{c.end} ({check})")
+            page = f", page {c.page}" if c.page is not None else ""
+            lines.append(f"  [{c.n}] {c.source}{page}, characters {c.start}-{c.end} ({check})")
             lines.append(f'      "{c.snippet}"')
     elif answer.hits:
         lines.append("\nClosest passages (none answers the question):")
