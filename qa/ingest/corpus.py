@@ -123,7 +123,7 @@ def _pdf(data: bytes, stem: str) -> _Text:
     pdf = read_pdf(data)
     note = unread_note(pdf.unread) if pdf.unread else ""
     if not pdf.text.strip():
-        raise _Skip(note or "no extractable text in PDF (image-only?)")
+        raise _Skip(note or "no extractable text in PDF (blank pages, or text drawn as shapes)")
     return _Text(pdf.text, pdf.title or _first_line_title(pdf.text, stem), pdf.pages, note)
 
 
