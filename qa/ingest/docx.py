@@ -25,9 +25,12 @@ def _check_container(data: bytes) -> None:
         raise SkipFile("not a .docx file (an old binary .doc? save it as .docx)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
+            names = set(package.namelist())
             unpacked = sum(info.file_size for info in package.infolist())
     except zipfile.BadZipFile:
         raise SkipFile("corrupt Word file (not a zip package)") from None
+    if not {"[Content_Types].xml", "word/document.xml"} <= names:
+        raise SkipFile("not a Word file (a zip package without word/document.xml)")
     if unpacked > MAX_UNPACKED_BYTES:
         raise SkipFile(f"Word file unpacks to {unpacked // 2**20} MB "
                        f"(more than {MAX_UNPACKED_BYTES // 2**20} MB)")
