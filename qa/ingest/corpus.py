@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString
+
 from qa.ingest.docx import read_docx
 from qa.ingest.pdf import read_pdf, unread_note
 from qa.ingest.skip import SkipFile
