@@ -211,7 +211,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.eval.qa_eval import evaluate, read_questions
     from qa.progress import print_reporter
 
-    if args.eval_command in ("retrieval", "squad"):
+    if args.eval_command in ("retrieval", "squad", "generate"):
         return run_eval_command(args, settings)
     rows = read_questions(args.questions)
     qa = _load(args, settings)
