@@ -48,6 +48,7 @@ _UNANSWERABLE_SHOT: list[Message] = [
     {"role": "assistant", "content": "How long is the Chain Bridge in Budapest?"},
 ]
 _LINE = re.compile(r"^\s*\**(question|answer)\**\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
 _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
 MAX_ANSWER_WORDS = 8
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
@@ -167,7 +168,8 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
     for sentence in pool:
         if made >= wanted_unanswerable:
             break
-        question = usable_question(_ask(generator, unanswerable_messages(sentence.text), 40))
+        reply = _ask(generator, unanswerable_messages(sentence.text), 40)
+        question = usable_question(_LABEL.sub("", reply.strip(), count=1))
         if not question or question.lower() in seen:
             out.dropped["no usable question" if not question else "asked before"] += 1
             continue
