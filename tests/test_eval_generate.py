@@ -4,6 +4,7 @@ unanswerable ones checked against the index, in the format `qa eval qa` reads.""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -53,13 +54,20 @@ def test_generated_rows_are_a_question_file(tmp_path, corpus_index, embedder,
     assert [r["q"] for r in read_questions(out)] == [answerable[0]["q"]]
 
 
-def test_an_off_topic_question_is_kept_as_unanswerable(corpus_index, embedder, settings) -> None:
-    generator = ScriptedGenerator("What is the capital of Mongolia's Gobi province of Umnugovi?")
-    made = generate_questions(corpus_index, generator, embedder, settings, n=1,
-                              unanswerable=1.0)
-    assert made.rows == [{"id": "u001", "q": generator.replies[0], "answers": [],
-                          "kind": "unanswerable",
-                          "why": "no passage reaches the similarity floor"}]
+def test_a_rewritten_off_topic_question_is_kept_as_unanswerable(corpus_index, embedder,
+                                                                settings) -> None:
+    pool = sentences(corpus_index)
+    random.Random(0).shuffle(pool)  # the order generate_questions samples them in (seed 0)
+    phrase = " ".join(pool[0].text.split()[-2:]).rstrip(".")
+    off_topic = "What is the capital of Mongolia's Gobi province of Umnugovi?"
+    generator = ScriptedGenerator(f"Question: Which words stand at its end?\nAnswer: {phrase}",
+                                  f"Question: {off_topic}")
+    made = generate_questions(corpus_index, generator, embedder, settings, n=2,
+                              unanswerable=0.5)
+    assert made.rows[1:] == [{"id": "u001", "q": off_topic, "answers": [],
+                              "kind": "unanswerable",
+                              "why": "no passage reaches the similarity floor"}]
+    assert generator.calls[1][-1]["content"] == "Question: Which words stand at its end?"
 
 
 @pytest.mark.model

@@ -33,9 +33,9 @@ PAIR_SYSTEM = (
     "Answer: <the fact, copied word for word from the sentence>"
 )
 UNANSWERABLE_SYSTEM = (
-    "You write one question that a document does not answer. Read the sentence, then ask "
-    "about a person, organisation, place or date of the same kind that the sentence never "
-    "mentions, naming it in the question. Reply with the question only."
+    "Rewrite the question so that it asks the same thing about a different, real person, "
+    "organisation or place, one that the question does not name. Reply with the new question "
+    "only."
 )
 _EXAMPLE = "The bridge over the Tagus, opened in 1966, is 2,277 metres long."
 _PAIR_SHOT: list[Message] = [
@@ -44,8 +44,8 @@ _PAIR_SHOT: list[Message] = [
                                      "Answer: 1966"},
 ]
 _UNANSWERABLE_SHOT: list[Message] = [
-    {"role": "user", "content": f"Sentence: {_EXAMPLE}"},
-    {"role": "assistant", "content": "How long is the Chain Bridge in Budapest?"},
+    {"role": "user", "content": "Question: When was the bridge over the Tagus opened?"},
+    {"role": "assistant", "content": "When was the Chain Bridge in Budapest opened?"},
 ]
 _LINE = re.compile(r"^\s*\**(question|answer)\**\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
@@ -53,6 +53,9 @@ _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
 MAX_ANSWER_WORDS = 8
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
 ROUNDS = 4  # questions asked of one sentence at most, each for a fact not asked before
+# Names, numbers and dates of a sentence: what a later question about it is asked to be about.
+_FACT = re.compile(r"\d[\d,.]*(?:\s+[A-Z][a-z]+)?(?:\s+\d{4})?|"
+                   r"[A-Z][\w-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w-]*)*")
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,27 @@ def sentences(index: Index) -> list[Sentence]:
     return list(found.values())
 
 
-def pair_messages(sentence: str, asked: list[str]) -> list[Message]:
-    """Chat messages asking for a question and its answer phrase about sentence, for a fact
-    other than the answers already asked about."""
-    other = f"\nPick a fact other than: {'; '.join(asked)}." if asked else ""
+def facts(sentence: str) -> list[str]:
+    """The names, numbers and dates of a sentence, in order, each once (its first word only
+    when it is more than a capital letter's start)."""
+    found = [m.group().strip() for m in _FACT.finditer(sentence) if m.start() > 0
+             or " " in m.group().strip()]
+    return list(dict.fromkeys(f for f in found if len(f) > 1))
+
+
+def pair_messages(sentence: str, about: str = "") -> list[Message]:
+    """Chat messages asking for a question and its answer phrase about sentence (about a
+    given fact of it, when one is given)."""
+    hint = f"\nAsk about: {about}" if about else ""
     return [{"role": "system", "content": PAIR_SYSTEM}, *_PAIR_SHOT,
-            {"role": "user", "content": f"Sentence: {sentence}{other}"}]
+            {"role": "user", "content": f"Sentence: {sentence}{hint}"}]
 
 
-def unanswerable_messages(sentence: str) -> list[Message]:
-    """Chat messages asking for a question near sentence's subject that it does not answer."""
+def unanswerable_messages(question: str) -> list[Message]:
+    """Chat messages asking to turn a question the documents answer into the same question
+    about someone or something else."""
     return [{"role": "system", "content": UNANSWERABLE_SYSTEM}, *_UNANSWERABLE_SHOT,
-            {"role": "user", "content": f"Sentence: {sentence}"}]
+            {"role": "user", "content": f"Question: {question}"}]
 
 
 def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
@@ -140,12 +152,20 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
     out = Generated()
     seen: set[str] = set()
     asked: dict[str, list[str]] = {s.text: [] for s in pool}
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
         for sentence in pool:
             if out.answerable >= wanted:
                 break
-            parsed = parse_pair(_ask(generator, pair_messages(
-                sentence.text, asked[sentence.text]), 64), sentence.text)
+            # First the model's own pick of a fact; then a name or number not asked about.
+            left = [f for f in facts(sentence.text) if not any(
+                f.lower() in a.lower() or a.lower() in f.lower() for a in asked[sentence.text])]
+            if round_ and not left:
+                continue
+            about = left[0] if round_ else ""
+            if round_:
+                asked[sentence.text].append(about)
+            parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 48),
+                                sentence.text)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
                 continue
@@ -155,20 +175,20 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
                 continue
             seen.add(question.lower())
             asked[sentence.text].append(answer)
+            report("Writing questions", len(out.rows) + 1, n)
             row: dict[str, Any] = {
                 "id": f"g{out.answerable + 1:03d}", "q": question, "answers": [answer],
                 "kind": "fact", "source": sentence.source, "sentence": sentence.text}
             if sentence.page is not None:
                 row["page"] = sentence.page
             out.rows.append(row)
-            report("Writing questions", len(out.rows), n)
     vocabulary = {word for words in tokenize([c.text for c in index.chunks]) for word in words}
     retriever = Retriever(index, embedder, settings)
     made = 0
-    for sentence in pool:
+    for source in [r["q"] for r in out.rows]:
         if made >= wanted_unanswerable:
             break
-        reply = _ask(generator, unanswerable_messages(sentence.text), 40)
+        reply = _ask(generator, unanswerable_messages(source), 40)
         question = usable_question(_LABEL.sub("", reply.strip(), count=1))
         if not question or question.lower() in seen:
             out.dropped["no usable question" if not question else "asked before"] += 1
