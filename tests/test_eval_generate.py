@@ -9,13 +9,19 @@ import random
 import pytest
 
 from qa.cli import main
-from qa.eval.generate import generate_questions, parse_pair, sentences
+from qa.eval.generate import facts, generate_questions, parse_pair, sentences
 from qa.eval.qa_eval import read_questions
 from qa.generate.registry import load_generator
 from tests.conftest import ROOT
 from tests.fakes import ScriptedGenerator
 
 SENTENCE = "The new crane at pier seven lifts forty tonnes."
+
+
+def test_facts_are_the_names_numbers_and_dates_of_a_sentence() -> None:
+    assert facts("The event was held at the UN Headquarters in New York on 27 November 2018, "
+                 "and Rashid Alimov spoke.") == ["UN Headquarters", "New York",
+                                                 "27 November 2018", "Rashid Alimov"]
 
 
 def test_parse_pair_keeps_only_verbatim_answers() -> None:

@@ -157,20 +157,21 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
             if out.answerable >= wanted:
                 break
             # First the model's own pick of a fact; then a name or number not asked about.
-            left = [f for f in facts(sentence.text) if not any(
-                f.lower() in a.lower() or a.lower() in f.lower() for a in asked[sentence.text])]
+            before = [a.lower() for a in asked[sentence.text]]
+            left = [f for f in facts(sentence.text)
+                    if not any(f.lower() in a or a in f.lower() for a in before)]
             if round_ and not left:
                 continue
             about = left[0] if round_ else ""
-            if round_:
-                asked[sentence.text].append(about)
+            if about:
+                asked[sentence.text].append(about)  # asked once, answered or not
             parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 48),
                                 sentence.text)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
                 continue
             question, answer = parsed
-            if question.lower() in seen or answer in asked[sentence.text]:
+            if question.lower() in seen or answer.lower() in before:
                 out.dropped["asked before"] += 1
                 continue
             seen.add(question.lower())
