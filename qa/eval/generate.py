@@ -146,7 +146,7 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
     """Up to n questions about index's documents, a share `unanswerable` of them about
     things the documents never mention; sentences are sampled with `seed`."""
     pool = sentences(index)
-    random.Random(seed).shuffle(pool)
+    random.Random(seed).shuffle(pool)  # nosec B311 - sampling, not security
     wanted_unanswerable = round(n * unanswerable)
     wanted = n - wanted_unanswerable
     out = Generated()
