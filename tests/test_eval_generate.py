@@ -97,3 +97,16 @@ def test_eval_generate_on_the_default_corpus_with_the_small_model(tmp_path, corp
     report = json.loads(capsys.readouterr().out)
     assert report["questions"] == len(rows)
     assert [r["question"] for r in report["rows"]] == [r["q"] for r in rows]
+
+
+def test_a_near_topic_question_about_an_absent_name_is_unanswerable(corpus_index, embedder,
+                                                                    settings) -> None:
+    pool = sentences(corpus_index)
+    random.Random(0).shuffle(pool)
+    phrase = " ".join(pool[0].text.split()[-2:]).rstrip(".")
+    near = "Who attended the second high-level special event of the SCO in Budapest?"
+    generator = ScriptedGenerator(f"Question: Which words stand at its end?\nAnswer: {phrase}",
+                                  near)
+    made = generate_questions(corpus_index, generator, embedder, settings, n=2,
+                              unanswerable=0.5)
+    assert made.rows[1]["why"] == "no document names Budapest"

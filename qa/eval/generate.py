@@ -47,12 +47,13 @@ _UNANSWERABLE_SHOT: list[Message] = [
     {"role": "user", "content": "Question: When was the bridge over the Tagus opened?"},
     {"role": "assistant", "content": "When was the Chain Bridge in Budapest opened?"},
 ]
-_LINE = re.compile(r"^\s*\**(question|answer)\**\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_LABELLED = re.compile(r"\**\b(question|answer)\**\s*:\s*", re.IGNORECASE)
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")
 _LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
 _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
-MAX_ANSWER_WORDS = 8
+MAX_ANSWER_WORDS = 12
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
-ROUNDS = 4  # questions asked of one sentence at most, each for a fact not asked before
+ROUNDS = 6  # questions asked of one sentence at most, each for a fact not asked before
 # Names, numbers and dates of a sentence: what a later question about it is asked to be about.
 _FACT = re.compile(r"\d[\d,.]*(?:\s+[A-Z][a-z]+)?(?:\s+\d{4})?|"
                    r"[A-Z][\w-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w-]*)*")
@@ -116,7 +117,10 @@ def unanswerable_messages(question: str) -> list[Message]:
 def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
     """(question, answer) from the model's reply, the answer as it stands in the sentence;
     or why the pair is dropped."""
-    lines = {key.lower(): value for key, value in reversed(_LINE.findall(reply))}
+    parts = _LABELLED.split(reply)  # text, label, text, label, text ...
+    lines: dict[str, str] = {}
+    for key, value in zip(parts[1::2], parts[2::2], strict=True):
+        lines.setdefault(key.lower(), (value.strip().splitlines() or [""])[0].strip())
     question = usable_question(lines.get("question", ""))
     if not question or _MENTIONS_SENTENCE.search(question):
         return "no usable question"
@@ -165,7 +169,7 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
             about = left[0] if round_ else ""
             if about:
                 asked[sentence.text].append(about)  # asked once, answered or not
-            parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 48),
+            parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 64),
                                 sentence.text)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
@@ -209,9 +213,11 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
 def _why_unanswerable(question: str, retriever: Retriever, vocabulary: set[str],
                       floor: float) -> str:
     """Why no document answers question ('' when one may): no passage at the similarity
-    floor, or a word that no document contains."""
+    floor, or a name (a capitalised word inside it) that no document contains."""
     hits = retriever.search(question, 1)
     if not hits or hits[0].dense_score < floor:
         return "no passage reaches the similarity floor"
-    missing = sorted(set(tokenize([question])[0]) - vocabulary)
-    return f"no document contains {', '.join(missing)!s}" if missing else ""
+    names = _NAME.findall(question)
+    missing = [n for n, words in zip(names, tokenize(names), strict=True)
+               if words and not set(words) & vocabulary]
+    return f"no document names {', '.join(dict.fromkeys(missing))}" if missing else ""
