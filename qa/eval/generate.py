@@ -94,15 +94,15 @@ def sentences(index: Index) -> list[Sentence]:
 def facts(sentence: str) -> list[str]:
     """The names, numbers and dates of a sentence, in order, each once (its first word only
     when it is more than a capital letter's start)."""
-    found = [m.group().strip() for m in _FACT.finditer(sentence)
-             if any(ch.isalnum() for ch in sentence[:m.start()]) or " " in m.group().strip()]
+    found = [m.group().strip() for m in _FACT.finditer(sentence) if m.start() > 0
+             or " " in m.group().strip()]
     return list(dict.fromkeys(f for f in found if len(f) > 1))
 
 
 def pair_messages(sentence: str, about: str = "") -> list[Message]:
     """Chat messages asking for a question and its answer phrase about sentence (about a
     given fact of it, when one is given)."""
-    hint = f"\nWrite the question so that its answer is: {about}" if about else ""
+    hint = f"\nAsk about: {about}" if about else ""
     return [{"role": "system", "content": PAIR_SYSTEM}, *_PAIR_SHOT,
             {"role": "user", "content": f"Sentence: {sentence}{hint}"}]
 
@@ -134,24 +134,6 @@ def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
     if answer.lower() in question.lower():
         return "answer given away in the question"
     return question, answer
-
-
-ANSWER_REQUEST = "Answer: copy the words of the sentence that answer your question."
-
-
-def _pair(generator: Generator, messages: list[Message], sentence: str) -> tuple[str, str] | str:
-    """The model's question and answer phrase for sentence (or why none is kept); a reply
-    that stops after its question is asked for its answer in the same conversation."""
-    reply = _ask(generator, messages, 64)
-    parsed = parse_pair(reply, sentence)
-    if parsed == "no short answer" and "answer" not in reply.lower():
-        follow = [*messages, {"role": "assistant", "content": reply},
-                  {"role": "user", "content": ANSWER_REQUEST}]
-        answer = _ask(generator, follow, 32)
-        if not _LABELLED.match(answer.strip()):
-            answer = f"Answer: {answer}"
-        parsed = parse_pair(f"{reply}\n{answer}", sentence)
-    return parsed
 
 
 def _ask(generator: Generator, messages: list[Message], tokens: int) -> str:
@@ -187,7 +169,8 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
             about = left[0] if round_ else ""
             if about:
                 asked[sentence.text].append(about)  # asked once, answered or not
-            parsed = _pair(generator, pair_messages(sentence.text, about), sentence.text)
+            parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 64),
+                                sentence.text)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
                 continue
