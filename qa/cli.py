@@ -181,7 +181,8 @@ def format_sources(answer: Answer) -> str:
         lines.append("\nSources:")
         for c in answer.citations:
             check = "supported" if c.supported else "NOT supported by this passage"
-            lines.append(f"  [{c.n}] {c.source}, characters {c.start}-{c.end} ({check})")
+            page = f", page {c.page}" if c.page is not None else ""
+            lines.append(f"  [{c.n}] {c.source}{page}, characters {c.start}-{c.end} ({check})")
             lines.append(f'      "{c.snippet}"')
     elif answer.hits:
         lines.append("\nClosest passages (none answers the question):")
@@ -218,7 +219,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.eval.qa_eval import evaluate, read_questions
     from qa.progress import print_reporter
 
-    if args.eval_command in ("retrieval", "squad"):
+    if args.eval_command in ("retrieval", "squad", "generate"):
         return run_eval_command(args, settings)
     rows = read_questions(args.questions)
     qa = _load(args, settings)

@@ -16,12 +16,25 @@ RefusalReason = Literal["", "no_passages", "model", "uncited", "unsupported", "u
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded source document; `id` is a content hash of its text."""
+    """A loaded source document; `id` is a content hash of its text. `pages` holds the
+    (start, end) span of each page of a paged file (a PDF; page n is `pages[n - 1]`), and is
+    empty for other files."""
 
     id: str
     source: str
     title: str
     text: str
+    pages: tuple[tuple[int, int], ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character `offset` (the page before it when the offset
+        falls between two pages); None for a document without pages."""
+        page = None
+        for n, (start, _) in enumerate(self.pages, 1):
+            if start > offset:
+                break
+            page = n
+        return page if page is not None or not self.pages else 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,7 @@ class Citation:
     snippet: str
     supported: bool
     support: float = 0.0
+    page: int | None = None  # the 1-based page of a paged document (a PDF), else None
 
 
 @dataclass(frozen=True)

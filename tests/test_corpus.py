@@ -73,7 +73,7 @@ def write(path: Path, data: bytes | str) -> Path:
 
 
 def test_supported_suffixes() -> None:
-    assert SUPPORTED_SUFFIXES == (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+    assert SUPPORTED_SUFFIXES == (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 
 
 def test_txt_title_is_first_nonempty_line_and_text_unchanged(tmp_path: Path) -> None:
@@ -150,12 +150,15 @@ def test_pdf_single_page(tmp_path: Path) -> None:
         source="hello.pdf",
         title="Hello PDF world",
         text="Hello PDF world",
+        pages=((0, 15),),
     )
 
 
 def test_pdf_pages_joined_and_metadata_title(tmp_path: Path) -> None:
     doc = load_one(write(tmp_path / "two.pdf", make_pdf(["Page one", "Page two"], "Meta Title")))
     assert (doc.title, doc.text) == ("Meta Title", "Page one\n\nPage two")
+    assert doc.pages == ((0, 8), (10, 18))
+    assert [doc.page_at(i) for i in (0, 7, 8, 9, 10, 17)] == [1, 1, 1, 1, 2, 2]
 
 
 def test_bad_pdfs_are_skipped(tmp_path: Path) -> None:
@@ -169,7 +172,7 @@ def test_bad_pdfs_are_skipped(tmp_path: Path) -> None:
     docs, skipped = load_paths([tmp_path])
     assert docs == []
     assert [(s.path.name, s.reason) for s in skipped] == [
-        ("blank.pdf", "no extractable text in PDF (scanned or image-only?)"),
+        ("blank.pdf", "no extractable text in PDF (blank pages, or text drawn as shapes)"),
         ("corrupt.pdf", "could not parse PDF (Stream has ended unexpectedly)"),
         ("locked.pdf", "encrypted PDF (password required)"),
     ]

@@ -21,6 +21,7 @@ from qa.answer.citations import (
 from qa.answer.decision import refusal_model
 from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
+from qa.answer.pages import with_pages
 from qa.answer.prompting import (
     ANSWER_SYSTEM,
     REFUSAL,
@@ -342,7 +343,8 @@ class QA:
             # Small models cite the wrong passage or none: re-point markers by support.
             text = repair(text, relevant, self.settings.min_support, query,
                           lambda claim: self._similarity(claim, relevant, index))
-        citations = resolve(text, relevant, self.settings.min_support, query)
+        citations = with_pages(resolve(text, relevant, self.settings.min_support, query),
+                               index.documents)
         grounded = any(c.supported for c in citations) or support(
             strip_markers(text), " ".join(h.chunk.text for h in relevant), query
         ) >= self.settings.min_support

@@ -1,4 +1,5 @@
-"""The `qa eval retrieval` and `qa eval squad` subcommands (wired into qa.cli)."""
+"""The `qa eval retrieval`, `qa eval squad` and `qa eval generate` subcommands (wired into
+qa.cli)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ def add_eval_commands(eval_subparsers: Any) -> None:
     squad.add_argument("--backend", choices=BACKENDS)
     squad.add_argument("--json", action="store_true", help="print JSON")
 
+    generate = eval_subparsers.add_parser(
+        "generate", help="write a question file from an index's own documents")
+    generate.add_argument("--index", type=Path, help="index folder (default: index/)")
+    generate.add_argument("--out", type=Path, required=True, help="question file to write")
+    generate.add_argument("--n", type=int, default=50, help="questions to write (default 50)")
+    generate.add_argument("--unanswerable", type=float, default=0.2,
+                          help="share of unanswerable questions (default 0.2)")
+    generate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    generate.add_argument("--model", choices=MODEL_NAMES)
+    generate.add_argument("--backend", choices=BACKENDS)
+
 
 def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run `qa eval retrieval` or `qa eval squad`; print text or JSON; return the exit status."""
@@ -52,6 +64,8 @@ def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
         return _retrieval(args, settings)
     if args.eval_command == "squad":
         return _squad(args, settings)
+    if args.eval_command == "generate":
+        return _generate(args, settings)
     raise ValueError(f"unknown eval command {args.eval_command!r}")
 
 
@@ -119,4 +133,37 @@ def _squad(args: argparse.Namespace, settings: Settings) -> int:
     for key, value in result.items():
         if key not in ("rows", "file", "seed", "cores", "model", "questions", "paragraphs"):
             print(f"{key:>22}: {value}")
+    return 0
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.eval.generate import generate_questions
+    from qa.generate.registry import load_generator
+    from qa.index.embedding import Embedder
+    from qa.index.store import load_index
+    from qa.progress import print_reporter
+
+    if args.n <= 0:
+        raise UsageError("--n must be positive")
+    if not 0 <= args.unanswerable <= 1:
+        raise UsageError("--unanswerable must be between 0 and 1")
+    folder = args.index or settings.index_dir
+    index = load_index(folder)
+    embedder = Embedder(threads=settings.threads)
+    generator = load_generator(settings.model, settings.cache_dir, settings.threads,
+                               print_reporter, settings.backend, settings.native_kernels)
+    made = generate_questions(index, generator, embedder, settings, args.n, args.unanswerable,
+                              args.seed, print_reporter)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as fh:
+            for row in made.rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    dropped = ", ".join(f"{count} {why}" for why, count in made.dropped.most_common())
+    print(f"wrote {made.answerable} answerable and {len(made.rows) - made.answerable} "
+          f"unanswerable questions to {args.out} (model {generator.name}"
+          f"{'; dropped: ' + dropped if dropped else ''})")
+    print(f"run: qa eval qa --questions {args.out} --index {folder}")
     return 0

@@ -101,6 +101,29 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _document_row(doc: Document) -> dict[str, Any]:
+    """A document as a row of documents.jsonl; `pages` only for a paged file, so that an
+    index without any stays byte for byte what it was before pages were kept."""
+    row = asdict(doc)
+    if not doc.pages:
+        del row["pages"]
+    return row
+
+
+def _document(row: dict[str, Any]) -> Document:
+    """A row of documents.jsonl (of any version) as a Document."""
+    pages = tuple((int(a), int(b)) for a, b in row.pop("pages", ()))
+    return Document(**row, pages=pages)
+
+
+def _corpus_row(doc: Document) -> dict[str, Any]:
+    row: dict[str, Any] = {"source": doc.source, "doc_id": doc.id, "title": doc.title,
+                           "chars": len(doc.text)}
+    if doc.pages:
+        row["pages"] = len(doc.pages)
+    return row
+
+
 def _lock(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
@@ -200,7 +223,7 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
     try:
         tmp.mkdir()
         _write_jsonl(tmp / "chunks.jsonl", [asdict(c) for c in chunks])
-        _write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in documents])
+        _write_jsonl(tmp / "documents.jsonl", [_document_row(d) for d in documents])
         dense = faiss.IndexFlatIP(vectors.shape[1])
         dense.add(vectors)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
@@ -213,8 +236,7 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "dimension": int(vectors.shape[1]),
             "counts": {"documents": len(documents), "chunks": len(chunks)},
-            "corpus": [{"source": d.source, "doc_id": d.id, "title": d.title,
-                        "chars": len(d.text)} for d in documents],
+            "corpus": [_corpus_row(d) for d in documents],
             "files": files,
         }
         manifest["build_id"] = hashlib.sha256(
@@ -278,7 +300,7 @@ def load_index(path: Path) -> Index:
     manifest = verify(path)
     try:
         chunks = [Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")]
-        documents = {row["id"]: Document(**row) for row in _read_jsonl(path / "documents.jsonl")}
+        documents = {row["id"]: _document(row) for row in _read_jsonl(path / "documents.jsonl")}
         dense = faiss.read_index(str(path / "dense.faiss"))
         bm25 = load_bm25(path / "bm25")
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -309,10 +331,12 @@ def stale_reasons(path: Path, paths: Sequence[str | Path], settings: Settings,
         if manifest.get(key) != value:
             reasons.append(f"{key} changed: index has {manifest.get(key)!r}, now {value!r}")
     documents, _ = load_paths(paths)
-    now = {(d.source, d.id) for d in documents}
-    then = {(row.get("source"), row.get("doc_id")) for row in manifest.get("corpus", [])}
+    # A paged file indexed before pages were kept counts as changed: rebuilt, it cites pages.
+    now = {(d.source, d.id, len(d.pages)) for d in documents}
+    then = {(row.get("source"), row.get("doc_id"), row.get("pages", 0))
+            for row in manifest.get("corpus", [])}
     if now != then:
-        added = sorted(s for s, _ in now - then)
-        removed = sorted(str(s) for s, _ in then - now)
+        added = sorted(s for s, _, _ in now - then)
+        removed = sorted(str(s) for s, _, _ in then - now)
         reasons.append(f"corpus changed: new or edited {added}, removed or edited {removed}")
     return reasons

@@ -1,9 +1,8 @@
-"""Load documents (.txt, .md, .html, .pdf) from files and folders into `Document`s."""
+"""Load documents (.txt, .md, .html, .pdf, .docx) from files and folders into `Document`s."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -12,11 +11,14 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString
-from pypdf import PdfReader
 
+from qa.ingest.docx import read_docx
+from qa.ingest.pdf import read_pdf, unread_note
+from qa.ingest.skip import SkipFile
 from qa.types import Document
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+_KINDS = {".pdf": "PDF", ".html": "HTML", ".htm": "HTML", ".docx": "Word file"}
 _MAX_TITLE = 200
 _DROP_TAGS = ("script", "style", "noscript", "template", "title")
 # fmt: off
@@ -32,17 +34,28 @@ _MD_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file (or given path) that was not loaded, and why."""
+    """A file (or given path) that was not loaded, and why; `partial`: the file was loaded
+    but part of it could not be read (the reason says which)."""
 
     path: Path
     reason: str
+    partial: bool = False
 
     def __str__(self) -> str:
-        return f"skipped {self.path}: {self.reason}"
+        return f"{'read part of' if self.partial else 'skipped'} {self.path}: {self.reason}"
 
 
-class _Skip(Exception):
-    """Internal: raised by extractors with the skip reason as message."""
+_Skip = SkipFile
+
+
+@dataclass(frozen=True)
+class _Text:
+    """What a reader made of one file."""
+
+    text: str
+    title: str
+    pages: tuple[tuple[int, int], ...] = ()
+    note: str = ""  # what could not be read of a file that was read otherwise
 
 
 def document_id(text: str) -> str:
@@ -107,57 +120,64 @@ def _html(data: bytes, stem: str) -> tuple[str, str]:
     return "\n\n".join(p for p in paragraphs if p), title
 
 
-def _pdf(data: bytes, stem: str) -> tuple[str, str]:
-    reader = PdfReader(io.BytesIO(data))
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise _Skip("encrypted PDF (password required)")
-    text = _normalise_newlines("\n\n".join(page.extract_text() or "" for page in reader.pages))
-    if not text.strip():
-        raise _Skip("no extractable text in PDF (scanned or image-only?)")
-    meta_title = reader.metadata.title if reader.metadata is not None else None
-    title = " ".join(meta_title.split())[:_MAX_TITLE] if isinstance(meta_title, str) else ""
-    return text, title or _first_line_title(text, stem)
+def _pdf(data: bytes, stem: str) -> _Text:
+    pdf = read_pdf(data)
+    note = unread_note(pdf.unread) if pdf.unread else ""
+    if not pdf.text.strip():
+        raise _Skip(note or "no extractable text in PDF (blank pages, or text drawn as shapes)")
+    return _Text(pdf.text, pdf.title or _first_line_title(pdf.text, stem), pdf.pages, note)
 
 
-def _extract(path: Path, data: bytes) -> tuple[str, str]:
-    """Return (text, title) of a file's bytes, or raise (`_Skip` for expected problems)."""
+def _docx(data: bytes, stem: str) -> _Text:
+    text, title = read_docx(data)
+    return _Text(text, title or _first_line_title(text, stem))
+
+
+def _extract(path: Path, data: bytes) -> _Text:
+    """What the reader of the file's kind makes of its bytes, or raise (`_Skip` for expected
+    problems)."""
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         return _pdf(data, path.stem)
+    if suffix == ".docx":
+        return _docx(data, path.stem)
     if suffix in (".html", ".htm"):
-        return _html(data, path.stem)
+        return _Text(*_html(data, path.stem))
     text = _decode_text(data)
     if suffix == ".txt":
-        return text, _first_line_title(text, path.stem)
-    return text, _markdown_title(text, path.stem)
+        return _Text(text, _first_line_title(text, path.stem))
+    return _Text(text, _markdown_title(text, path.stem))
 
 
-def _load_file(path: Path, source: str) -> Document | Skipped:
+def _load_file(path: Path, source: str) -> tuple[Document | None, Skipped | None]:
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         shown = f"'{path.suffix}'" if path.suffix else "(no suffix)"
-        return Skipped(path, f"unsupported file type {shown}")
+        return None, Skipped(path, f"unsupported file type {shown}")
     if path.is_symlink() and not path.exists():
-        return Skipped(path, "unreadable: broken symlink")
+        return None, Skipped(path, "unreadable: broken symlink")
     if path.exists() and not path.is_file():
-        return Skipped(path, "unreadable: not a regular file")
+        return None, Skipped(path, "unreadable: not a regular file")
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return Skipped(path, f"unreadable: {exc.strerror or _one_line(exc)}")
+        return None, Skipped(path, f"unreadable: {exc.strerror or _one_line(exc)}")
     if not data:
-        return Skipped(path, "empty file")
+        return None, Skipped(path, "empty file")
     try:
-        text, title = _extract(path, data)
+        read = _extract(path, data)
     except _Skip as skip:
-        return Skipped(path, str(skip))
+        return None, Skipped(path, str(skip))
     except Exception as exc:  # noqa: BLE001 - parsers raise many error types; never abort
-        kind = {".pdf": "PDF", ".html": "HTML", ".htm": "HTML"}.get(path.suffix.lower(), "file")
+        kind = _KINDS.get(path.suffix.lower(), "file")
         if kind == "PDF" and b"/Encrypt" in data:
-            return Skipped(path, f"encrypted PDF (cannot decrypt: {_one_line(exc)})")
-        return Skipped(path, f"could not parse {kind} ({_one_line(exc) or type(exc).__name__})")
-    if not text.strip():
-        return Skipped(path, "no text (whitespace only)")
-    return Document(id=document_id(text), source=source, title=title, text=text)
+            return None, Skipped(path, f"encrypted PDF (cannot decrypt: {_one_line(exc)})")
+        return None, Skipped(path, f"could not parse {kind} "
+                                   f"({_one_line(exc) or type(exc).__name__})")
+    if not read.text.strip():
+        return None, Skipped(path, "no text (whitespace only)")
+    doc = Document(id=document_id(read.text), source=source, title=read.title, text=read.text,
+                   pages=read.pages)
+    return doc, Skipped(path, read.note, partial=True) if read.note else None
 
 
 def _walk(base: Path, folder: Path, seen: set[str]) -> Iterator[tuple[Path, str] | Skipped]:
@@ -195,11 +215,11 @@ def load_paths(paths: Sequence[str | Path]) -> tuple[list[Document], list[Skippe
             if isinstance(item, Skipped):
                 skipped.append(item)
                 continue
-            result = _load_file(*item)
-            if isinstance(result, Skipped):
-                skipped.append(result)
-            else:
-                found.append((result, item[0]))
+            doc, skip = _load_file(*item)
+            if skip is not None:
+                skipped.append(skip)
+            if doc is not None:
+                found.append((doc, item[0]))
     found.sort(key=lambda pair: (pair[0].source, pair[0].id, str(pair[1])))
     documents: list[Document] = []
     first: dict[str, Document] = {}

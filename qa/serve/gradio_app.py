@@ -190,9 +190,9 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
                     model = gr.Dropdown(choices, value=qa.settings.model, label="Model",
                                         visible=not remote)
                 with gr.Accordion("Your own documents", open=False):
-                    files = gr.File(label="Upload .txt, .md, .html or .pdf files",
+                    files = gr.File(label="Upload .txt, .md, .html, .pdf or .docx files",
                                     file_count="multiple",
-                                    file_types=[".txt", ".md", ".html", ".htm", ".pdf"])
+                                    file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx"])
                     upload_note = gr.HTML("", label="Upload result")
                     default_button = gr.Button("Use the default documents")
             with gr.Column(scale=2):

@@ -95,9 +95,10 @@ def _citation(c: Citation, hit: Hit | None, turn: int, show_scores: bool) -> str
         passage = _marked(hit.chunk.text, c.start - hit.chunk.start, c.snippet)
     else:
         passage = _marked("", 0, c.snippet)
+    page = f", page {int(c.page)}" if c.page is not None else ""
     return (f'<div class="qa-source" id="{anchor(turn, c.n)}"><div class="qa-head">'
             f'<span class="qa-chip">[{c.n}]</span> <b>{esc(c.title or c.source)}</b> '
-            f'<span class="qa-meta">{esc(c.source)}, characters {c.start}–{c.end}</span> '
+            f'<span class="qa-meta">{esc(c.source)}{page}, characters {c.start}–{c.end}</span> '
             f"{check}{_scores(hit, show_scores)}</div>"
             f'<blockquote class="qa-passage">{passage}</blockquote></div>')
 

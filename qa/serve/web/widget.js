@@ -295,7 +295,8 @@
         quote = el("blockquote", { id: id, hidden: "" }, [
           document.createTextNode(citation.snippet || ""),
           el("cite", { text: "[" + n + "] " + name + (citation.source && citation.title ?
-            " (" + citation.source + ")" : "") + ", characters " + citation.start + "\u2013" +
+            " (" + citation.source + ")" : "") + (citation.page ? ", page " + citation.page : "") +
+            ", characters " + citation.start + "\u2013" +
             citation.end + (citation.supported ? "" : " (support not confirmed)") })]);
         quotes.appendChild(quote);
       }

@@ -1,0 +1,223 @@
+"""A question file made from an index's own documents (`qa eval generate`): the model writes a
+question and its answer phrase for sampled sentences, and questions the documents never answer.
+
+A pair is kept only when its answer phrase occurs verbatim in its sentence; an unanswerable
+question only when retrieval finds no passage at the similarity floor or the question names a
+word that no document contains. The rows are in the format `qa eval qa --questions` reads."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from qa.answer.examples import usable_question
+from qa.answer.questions import clean_text
+from qa.config import Settings
+from qa.generate.base import Generator
+from qa.index.embedding import Embedder
+from qa.index.lexical import tokenize
+from qa.index.store import Index
+from qa.ingest.chunking import sentence_spans
+from qa.progress import Reporter, silent_reporter
+from qa.retrieve.hybrid import Retriever
+from qa.types import Message
+
+PAIR_SYSTEM = (
+    "You write quiz questions from one sentence. Pick one short fact that the sentence states "
+    "(a name, number, date, place or thing; at most six words) and write a question whose "
+    "answer is exactly that fact. The question names its subject and does not contain the "
+    "answer. Reply in exactly two lines:\nQuestion: <the question>\n"
+    "Answer: <the fact, copied word for word from the sentence>"
+)
+UNANSWERABLE_SYSTEM = (
+    "Rewrite the question so that it asks the same thing about a different, real person, "
+    "organisation or place, one that the question does not name. Reply with the new question "
+    "only."
+)
+_EXAMPLE = "The bridge over the Tagus, opened in 1966, is 2,277 metres long."
+_PAIR_SHOT: list[Message] = [
+    {"role": "user", "content": f"Sentence: {_EXAMPLE}"},
+    {"role": "assistant", "content": "Question: When was the bridge over the Tagus opened?\n"
+                                     "Answer: 1966"},
+]
+_UNANSWERABLE_SHOT: list[Message] = [
+    {"role": "user", "content": "Question: When was the bridge over the Tagus opened?"},
+    {"role": "assistant", "content": "When was the Chain Bridge in Budapest opened?"},
+]
+_LABELLED = re.compile(r"\**\b(question|answer)\**\s*:\s*", re.IGNORECASE)
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")
+_LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
+_MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
+MAX_ANSWER_WORDS = 12
+MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
+ROUNDS = 6  # questions asked of one sentence at most, each for a fact not asked before
+# Names, numbers and dates of a sentence: what a later question about it is asked to be about.
+_FACT = re.compile(r"\d[\d,.]*(?:\s+[A-Z][a-z]+)?(?:\s+\d{4})?|"
+                   r"[A-Z][\w-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w-]*)*")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a document, where the questions about it come from."""
+
+    text: str
+    source: str
+    page: int | None
+
+
+@dataclass
+class Generated:
+    """The rows written and why the others were dropped."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def answerable(self) -> int:
+        return sum(1 for r in self.rows if r["answers"])
+
+
+def sentences(index: Index) -> list[Sentence]:
+    """The index's document sentences of 6 to 60 words, in document order, each once."""
+    found: dict[str, Sentence] = {}
+    for doc in sorted(index.documents.values(), key=lambda d: d.source):
+        for start, end in sentence_spans(doc.text):
+            text = doc.text[start:end]
+            if MIN_SENTENCE_WORDS <= len(text.split()) <= MAX_SENTENCE_WORDS:
+                found.setdefault(text, Sentence(text, doc.source, doc.page_at(start)))
+    return list(found.values())
+
+
+def facts(sentence: str) -> list[str]:
+    """The names, numbers and dates of a sentence, in order, each once (its first word only
+    when it is more than a capital letter's start)."""
+    found = [m.group().strip() for m in _FACT.finditer(sentence) if m.start() > 0
+             or " " in m.group().strip()]
+    return list(dict.fromkeys(f for f in found if len(f) > 1))
+
+
+def pair_messages(sentence: str, about: str = "") -> list[Message]:
+    """Chat messages asking for a question and its answer phrase about sentence (about a
+    given fact of it, when one is given)."""
+    hint = f"\nAsk about: {about}" if about else ""
+    return [{"role": "system", "content": PAIR_SYSTEM}, *_PAIR_SHOT,
+            {"role": "user", "content": f"Sentence: {sentence}{hint}"}]
+
+
+def unanswerable_messages(question: str) -> list[Message]:
+    """Chat messages asking to turn a question the documents answer into the same question
+    about someone or something else."""
+    return [{"role": "system", "content": UNANSWERABLE_SYSTEM}, *_UNANSWERABLE_SHOT,
+            {"role": "user", "content": f"Question: {question}"}]
+
+
+def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
+    """(question, answer) from the model's reply, the answer as it stands in the sentence;
+    or why the pair is dropped."""
+    parts = _LABELLED.split(reply)  # text, label, text, label, text ...
+    lines: dict[str, str] = {}
+    for key, value in zip(parts[1::2], parts[2::2], strict=True):
+        lines.setdefault(key.lower(), (value.strip().splitlines() or [""])[0].strip())
+    question = usable_question(lines.get("question", ""))
+    if not question or _MENTIONS_SENTENCE.search(question):
+        return "no usable question"
+    answer = lines.get("answer", "").strip("\"'“”*` ").rstrip(".,;:")
+    if not answer or len(answer.split()) > MAX_ANSWER_WORDS:
+        return "no short answer"
+    at = sentence.lower().find(answer.lower())
+    if at < 0:
+        return "answer not in its sentence"
+    answer = sentence[at:at + len(answer)]  # verbatim: the sentence's own characters
+    if answer.lower() in question.lower():
+        return "answer given away in the question"
+    return question, answer
+
+
+def _ask(generator: Generator, messages: list[Message], tokens: int) -> str:
+    pieces = generator.stream(messages, tokens)
+    try:
+        return clean_text("".join(pieces))
+    finally:
+        pieces.close()
+
+
+def generate_questions(index: Index, generator: Generator, embedder: Embedder,
+                       settings: Settings, n: int = 50, unanswerable: float = 0.2,
+                       seed: int = 0, report: Reporter = silent_reporter) -> Generated:
+    """Up to n questions about index's documents, a share `unanswerable` of them about
+    things the documents never mention; sentences are sampled with `seed`."""
+    pool = sentences(index)
+    random.Random(seed).shuffle(pool)  # nosec B311 - sampling, not security
+    wanted_unanswerable = round(n * unanswerable)
+    wanted = n - wanted_unanswerable
+    out = Generated()
+    seen: set[str] = set()
+    asked: dict[str, list[str]] = {s.text: [] for s in pool}
+    for round_ in range(ROUNDS):
+        for sentence in pool:
+            if out.answerable >= wanted:
+                break
+            # First the model's own pick of a fact; then a name or number not asked about.
+            before = [a.lower() for a in asked[sentence.text]]
+            left = [f for f in facts(sentence.text)
+                    if not any(f.lower() in a or a in f.lower() for a in before)]
+            if round_ and not left:
+                continue
+            about = left[0] if round_ else ""
+            if about:
+                asked[sentence.text].append(about)  # asked once, answered or not
+            parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 64),
+                                sentence.text)
+            if isinstance(parsed, str):
+                out.dropped[parsed] += 1
+                continue
+            question, answer = parsed
+            if question.lower() in seen or answer.lower() in before:
+                out.dropped["asked before"] += 1
+                continue
+            seen.add(question.lower())
+            asked[sentence.text].append(answer)
+            report("Writing questions", len(out.rows) + 1, n)
+            row: dict[str, Any] = {
+                "id": f"g{out.answerable + 1:03d}", "q": question, "answers": [answer],
+                "kind": "fact", "source": sentence.source, "sentence": sentence.text}
+            if sentence.page is not None:
+                row["page"] = sentence.page
+            out.rows.append(row)
+    vocabulary = {word for words in tokenize([c.text for c in index.chunks]) for word in words}
+    retriever = Retriever(index, embedder, settings)
+    made = 0
+    for source in [r["q"] for r in out.rows]:
+        if made >= wanted_unanswerable:
+            break
+        reply = _ask(generator, unanswerable_messages(source), 40)
+        question = usable_question(_LABEL.sub("", reply.strip(), count=1))
+        if not question or question.lower() in seen:
+            out.dropped["no usable question" if not question else "asked before"] += 1
+            continue
+        why = _why_unanswerable(question, retriever, vocabulary, settings.min_dense_score)
+        if not why:
+            out.dropped["unanswerable question the documents may answer"] += 1
+            continue
+        seen.add(question.lower())
+        made += 1
+        out.rows.append({"id": f"u{made:03d}", "q": question, "answers": [],
+                         "kind": "unanswerable", "why": why})
+        report("Writing questions", len(out.rows), n)
+    return out
+
+
+def _why_unanswerable(question: str, retriever: Retriever, vocabulary: set[str],
+                      floor: float) -> str:
+    """Why no document answers question ('' when one may): no passage at the similarity
+    floor, or a name (a capitalised word inside it) that no document contains."""
+    hits = retriever.search(question, 1)
+    if not hits or hits[0].dense_score < floor:
+        return "no passage reaches the similarity floor"
+    names = _NAME.findall(question)
+    missing = [n for n, words in zip(names, tokenize(names), strict=True)
+               if words and not set(words) & vocabulary]
+    return f"no document names {', '.join(dict.fromkeys(missing))}" if missing else ""
