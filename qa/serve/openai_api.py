@@ -29,7 +29,7 @@ from qa.serve.routes import (
     final_answer,
     start_generation,
 )
-from qa.serve.streaming import KEEPALIVE_S, Generation
+from qa.serve.streaming import KEEPALIVE, Generation, paced
 from qa.types import Answer
 
 MODEL_ID = "qa"  # the one model /v1/models lists: answers from the indexed documents
@@ -134,14 +134,11 @@ async def _chunks(generation: Generation, request: Request, ident: str,
                                                       "finish_reason": finish}], **extra})
 
     yield chunk({"role": "assistant", "content": ""})
-    sent, last = "", time.monotonic()
-    async for kind, payload in generation.events(request):
-        if kind == "tick":
-            if time.monotonic() - last >= KEEPALIVE_S:
-                last = time.monotonic()
-                yield ": keep-alive\n\n"
+    sent = ""
+    async for kind, payload in paced(generation, request):
+        if kind == "keepalive":
+            yield KEEPALIVE
             continue
-        last = time.monotonic()
         if kind == "error":
             yield _data(error_body("/v1/", payload[1], payload[0]))
             break

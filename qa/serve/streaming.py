@@ -100,16 +100,29 @@ def _sse(name: str, data: Any) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def sse_stream(generation: Generation, request: Request) -> AsyncIterator[str]:
-    """token, citation, done and error events, with keep-alive comments while waiting."""
+KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: keeps proxies from closing a quiet stream
+
+
+async def paced(generation: Generation, request: Request) -> AsyncIterator[tuple[str, Any]]:
+    """The generation's events without its ticks, with ("keepalive", None) wherever nothing
+    was sent for KEEPALIVE_S seconds."""
     last = time.monotonic()
     async for kind, payload in generation.events(request):
         if kind == "tick":
             if time.monotonic() - last >= KEEPALIVE_S:
                 last = time.monotonic()
-                yield ": keep-alive\n\n"
+                yield "keepalive", None
             continue
         last = time.monotonic()
+        yield kind, payload
+
+
+async def sse_stream(generation: Generation, request: Request) -> AsyncIterator[str]:
+    """token, citation, done and error events, with keep-alive comments while waiting."""
+    async for kind, payload in paced(generation, request):
+        if kind == "keepalive":
+            yield KEEPALIVE
+            continue
         if kind == "error":
             yield _sse("error", {"error": payload[1], "status": payload[0]})
             return
