@@ -239,6 +239,11 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if report["follow_ups"]:
         print(f"{'follow-ups':>20}: {report['follow_up_answer_accuracy']:.1%} answer accuracy "
               f"on {report['follow_ups']} answerable follow-up questions")
+    for lang, figures in report.get("by_language", {}).items():
+        shown = ", ".join(f"{key.split('_')[0]} {figures[key]:.1%}" for key in
+                          ("answer_accuracy", "refusal_accuracy") if figures[key] is not None)
+        print(f"{lang:>20}: {shown} ({figures['questions']} questions, "
+              f"p50 {figures['p50_total_ms']:.0f} ms)")
     for key in ("p50_first_token_ms", "p95_first_token_ms", "p50_total_ms", "p95_total_ms"):
         print(f"{key:>20}: {report[key]:.0f}")
     return 0

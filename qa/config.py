@@ -88,6 +88,9 @@ class Settings:
     retry_refusals: bool = True
     # Ask the model, in the same conversation, for the answer's key phrase (Answer.short).
     short_answer: bool = True
+    # A question in another language than the documents' is translated for retrieval and
+    # answered in its own language.
+    translate: bool = True
     threads: int = 2
     # The int8 backend decodes through qa/generate/int8 kernels (compiled on first use; AVX-512
     # VNNI).

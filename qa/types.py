@@ -96,6 +96,8 @@ class Answer:
     # The refusal decision's probability that the question is answerable (None: not decided).
     confidence: float | None = None
     short: str = ""  # the answer's key phrase, copied from a passage where it can be
+    # The language the answer was translated into (the question's), when not the documents'.
+    language: str = ""
     withheld: str = ""  # the model's text that the checks refused (never sent to clients)
     # What the refusal decision read (log-probabilities, similarity, support; for evals).
     signals: dict[str, float] = field(default_factory=dict)

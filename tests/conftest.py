@@ -12,6 +12,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.index.embedding import Embedder
 from qa.index.store import Index, build_index
@@ -69,6 +70,12 @@ def corpus_index(tmp_path_factory: pytest.TempPathFactory, settings: Settings,
     """A fresh index of corpus/ built in a temporary folder."""
     out = tmp_path_factory.mktemp("index") / "index"
     return build_index([ROOT / "corpus"], out, settings, embedder).index
+
+
+@pytest.fixture(scope="session")
+def default_qa(settings: Settings, corpus_index: Index, embedder: Embedder) -> QA:
+    """The default model over the default corpus, loaded once for every test that asks."""
+    return QA(settings, corpus_index, embedder)
 
 
 @pytest.fixture

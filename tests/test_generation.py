@@ -40,11 +40,6 @@ def small(request: pytest.FixtureRequest, settings: Settings) -> Generator:
     return load_generator("qwen2.5-coder-0.5b", settings.cache_dir, backend=request.param)
 
 
-@pytest.fixture(scope="session")
-def default_qa(settings: Settings, corpus_index, embedder) -> QA:
-    return QA(settings, corpus_index, embedder)
-
-
 @pytest.mark.model  # converts the 0.5B model on first use
 def test_model_files_come_from_installed_packages(settings: Settings) -> None:
     for model in GENERATORS.values():

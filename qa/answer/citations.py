@@ -29,6 +29,18 @@ def find_markers(text: str) -> list[Marker]:
             for m in MARKER.finditer(text)]
 
 
+def faithful(text: str, translation: str) -> bool:
+    """Whether a translation of text keeps its citation numbers and every run of digits."""
+    def cited(t: str) -> set[int]:
+        return {n for m in find_markers(t) for n in m.numbers}
+
+    def digits(t: str) -> set[str]:
+        return set(_DIGITS.findall(strip_markers(t)))
+
+    return bool(translation.strip()) and cited(translation) == cited(text) and (
+        digits(text) <= digits(translation))
+
+
 def clean_markers(text: str, k: int) -> str:
     """Drop numbers outside 1..k (and markers left empty), normalising '[1,2]' to '[1][2]'."""
     def fix(match: re.Match[str]) -> str:
@@ -72,6 +84,7 @@ class MarkerStream:
 _TIE = 0.05
 Similarity = Callable[[str], dict[int, float]]
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_DIGITS = re.compile(r"\d+")
 # "Yes, ..." answers a yes/no question; the word itself is nothing a passage has to hold.
 _REPLY_WORDS = frozenset(tokenize(["yes"])[0])
 

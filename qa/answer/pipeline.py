@@ -13,6 +13,7 @@ from qa.answer.attribution import attributed
 from qa.answer.citations import (
     MarkerStream,
     clean_markers,
+    faithful,
     repair,
     resolve,
     strip_markers,
@@ -21,6 +22,8 @@ from qa.answer.citations import (
 from qa.answer.decision import refusal_model
 from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
+from qa.answer.languages import language_of_documents, other_language, refusal_in
+from qa.answer.languages import name as language_name
 from qa.answer.pages import with_pages
 from qa.answer.prompting import (
     ANSWER_SYSTEM,
@@ -30,6 +33,7 @@ from qa.answer.prompting import (
     looks_like_refusal,
     passages_prefix,
     rewrite_messages,
+    translation_messages,
 )
 from qa.answer.questions import check_question, clean_text
 from qa.answer.short import MAX_SHORT_TOKENS, SHORT_WORDS, pick_short, short_messages
@@ -118,6 +122,7 @@ class QA:
         self._report = report
         self._load_lock = threading.Lock()
         self._corpus: tuple[Index, list[Hit]] | None = None  # see whole_corpus()
+        self._language: tuple[Index, str] | None = None  # see documents_language()
 
     @classmethod
     def from_settings(cls, settings: Settings, index_dir: Path | None = None,
@@ -211,11 +216,80 @@ class QA:
         question = self.check_question(question)
         draft = Draft(question=question, query=question, started=started)
         draft.query = self.standalone(question, history or [])
+        retriever = self.retriever  # read once: a concurrent swap_index does not mix indexes
+        documents = self.documents_language(retriever.index)
+        asked = other_language(question, documents) if self.settings.translate else None
+        if asked and other_language(draft.query, documents):
+            draft.query = self.translated_question(draft.query, documents)
         draft.timings["rewrite_ms"] = _ms(time.perf_counter() - started)
         yield Event("query", text=draft.query)
+        events = self._answered(draft, retriever, top_k)
+        yield from (self._in_language(events, asked, draft) if asked else events)
 
+    def documents_language(self, index: Index) -> str:
+        """The language of an index's documents (detected once per index)."""
+        if self._language is None or self._language[0] is not index:
+            self._language = (index, language_of_documents([c.text for c in index.chunks]))
+        return self._language[1]
+
+    def translated_question(self, question: str, language: str) -> str:
+        """The question in the documents' language (one short generation); the question as
+        it is when the reply is no single question."""
+        pieces = self.generator.stream(translation_messages(question, language_name(language)), 96)
+        try:
+            text = clean_text("".join(pieces)).strip()
+        finally:
+            pieces.close()
+        line = text.splitlines()[0].strip() if text else ""
+        return line if line and len(line) <= 3 * len(question) + 100 else question
+
+    def _in_language(self, events: collections.abc.Iterator[Event], language: str,
+                     draft: Draft) -> collections.abc.Generator[Event, None, None]:
+        """The answer events with the answer, written in the documents' language and checked
+        there, streamed as its translation into the question's language (the refusal too).
+        A translation that loses a citation number or a number keeps the checked text."""
+        for event in events:
+            if event.kind == "token":
+                continue  # the documents' language: not shown
+            if event.kind != "done" or event.answer is None:
+                yield event
+                continue
+            answer, t0 = event.answer, time.perf_counter()
+            timings = dict(answer.timings)
+            timings.pop("first_token_ms", None)  # the translation's first piece is the first
+            if answer.refused:
+                text = refusal_in(language)
+                timings["first_token_ms"] = _ms(t0 - draft.started)
+                yield Event("token", text=text)
+            else:
+                text = yield from self._translated_answer(answer.text, language, draft, timings)
+            timings["translate_ms"] = _ms(time.perf_counter() - t0)
+            timings["total_ms"] = _ms(time.perf_counter() - draft.started)
+            yield Event("done", answer=replace(answer, text=text, language=language,
+                                               timings=timings))
+
+    def _translated_answer(self, text: str, language: str, draft: Draft,
+                           timings: dict[str, float]
+                           ) -> collections.abc.Generator[Event, None, str]:
+        messages = translation_messages(text, language_name(language), answer=True)
+        pieces = self.generator.stream(messages, 2 * self.settings.max_new_tokens)
+        written = ""
+        try:
+            for piece in pieces:
+                piece = clean_text(piece)
+                if piece:
+                    timings.setdefault("first_token_ms",
+                                       _ms(time.perf_counter() - draft.started))
+                    written += piece
+                    yield Event("token", text=piece)
+        finally:
+            pieces.close()
+        return written.strip() if faithful(text, written) else text
+
+    def _answered(self, draft: Draft, retriever: Retriever, top_k: int | None
+                  ) -> collections.abc.Generator[Event, None, None]:
+        """Retrieval, the streamed answer and its checks, for draft.query."""
         t0 = time.perf_counter()
-        retriever = self.retriever  # read once: a concurrent swap_index does not mix indexes
         draft.hits = retriever.search(draft.query, top_k or self.settings.top_k)
         draft.timings["retrieve_ms"] = _ms(time.perf_counter() - t0)
         corpus = self.whole_corpus(retriever.index)
@@ -227,7 +301,7 @@ class QA:
         draft.relevant = corpus if near and corpus else sentence_windows(
             near, draft.query, self.embedder, self.settings.window_sentences)
         if not draft.relevant:
-            draft.timings["first_token_ms"] = _ms(time.perf_counter() - started)
+            draft.timings["first_token_ms"] = _ms(time.perf_counter() - draft.started)
             yield Event("token", text=REFUSAL)
             yield Event("done", answer=self._refusal(draft, "no_passages"))
             return
@@ -245,7 +319,7 @@ class QA:
                 draft.timings["retry_ms"] = _ms(time.perf_counter() - t0)
             else:
                 yield Event("token", text=reply.held)
-        draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - started))
+        draft.timings.setdefault("first_token_ms", _ms(time.perf_counter() - draft.started))
         if reply.tripped:  # a protected term: nothing of it was shown; refuse
             yield Event("done", answer=self._refusal(draft, "guard"))
             return

@@ -25,6 +25,17 @@ REWRITE_SYSTEM = (
     "to. If it is already standalone, repeat it unchanged. Reply with the question only."
 )
 
+QUESTION_TRANSLATION_SYSTEM = (
+    "Translate the user's question into {language}. Keep names, numbers and dates exactly as "
+    "written. Reply with the translated question only."
+)
+
+ANSWER_TRANSLATION_SYSTEM = (
+    "Translate the user's text into {language}. Keep every citation number in square brackets, "
+    "like [1], where it stands. Keep names, numbers and dates exactly as written, and leave "
+    "text in quotation marks untranslated. Reply with the translation only."
+)
+
 _FENCE = re.compile(r"</?\s*passage", re.IGNORECASE)
 _REFUSAL = re.compile(
     r"\b(?:(?:documents?|passages?|context|texts?) (?:do|does) not (?:say|contain|mention|"
@@ -94,6 +105,13 @@ def rewrite_messages(question: str, history: list[Message]) -> list[Message]:
     turns = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in history[-6:])
     user = f"Conversation:\n{turns}\n\nLast question: {question.strip()}"
     return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def translation_messages(text: str, language: str, answer: bool = False) -> list[Message]:
+    """Chat messages asking for a question (or, with `answer`, a cited answer) in language."""
+    system = ANSWER_TRANSLATION_SYSTEM if answer else QUESTION_TRANSLATION_SYSTEM
+    return [{"role": "system", "content": system.format(language=language)},
+            {"role": "user", "content": text.strip()}]
 
 
 def looks_like_refusal(text: str) -> bool:

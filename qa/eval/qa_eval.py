@@ -71,7 +71,8 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
                 contains_answer(passages.get(c.chunk_id, ""), gold)
                 for c in answer.citations for gold in row["answers"])
         out_rows.append({
-            "id": row["id"], "kind": row["kind"], "question": row["q"], "query": answer.query,
+            "id": row["id"], "kind": row["kind"], "lang": row.get("lang", ""),
+            "question": row["q"], "query": answer.query, "language": answer.language,
             "follow_up": bool(row["history"]), "answer": answer.text,
             "refused": answer.refused, "refusal": answer.refusal, "short": answer.short,
             "correct": round(correct, 4), "citation_ok": cited_ok,
@@ -86,7 +87,7 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
     cited = [r["citation_ok"] for r in answerable if r["citation_ok"] is not None]
     first = [r["first_token_ms"] for r in out_rows]
     total = [r["latency"] for r in out_rows]
-    return {
+    result = {
         "model": qa.model_name,
         "questions": len(rows),
         "answer_accuracy": round(mean(r["correct"] for r in answerable), 4),
@@ -99,5 +100,23 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
         "p95_first_token_ms": round(percentile(first, 95), 1),
         "p50_total_ms": round(percentile(total, 50), 1),
         "p95_total_ms": round(percentile(total, 95), 1),
-        "rows": out_rows,
     }
+    if any(r["lang"] for r in out_rows):
+        result["by_language"] = by_language(out_rows, rows)
+    return {**result, "rows": out_rows}
+
+
+def by_language(out_rows: list[dict[str, Any]], rows: list[dict[str, Any]]
+                ) -> dict[str, dict[str, Any]]:
+    """Answer and refusal accuracy, and whole-answer p50, per question file `lang`."""
+    out: dict[str, dict[str, Any]] = {}
+    for lang in sorted({r["lang"] for r in out_rows}):
+        mine = [(r, q) for r, q in zip(out_rows, rows, strict=True) if r["lang"] == lang]
+        answerable = [r["correct"] for r, q in mine if not expects_refusal(q)]
+        refusable = [r["correct"] for r, q in mine if expects_refusal(q)]
+        out[lang or "-"] = {
+            "questions": len(mine),
+            "answer_accuracy": round(mean(answerable), 4) if answerable else None,
+            "refusal_accuracy": round(mean(refusable), 4) if refusable else None,
+            "p50_total_ms": round(percentile([r["latency"] for r, _ in mine], 50), 1)}
+    return out
