@@ -110,7 +110,7 @@ def load_encoder(model_loader: Callable[[], SentenceTransformer], folder: Path,
                            if isinstance(v, type) and issubclass(v, Exception))
     try:
         file = ensure_exported(model_loader, cache_dir, weights_sha256, int8)
-        return OnnxEncoder(file, folder, threads)
+        return OnnxEncoder(file, folder, threads, one_per_run=int8)
     except (ImportError, OSError, RuntimeError, ValueError, *runtime_errors) as exc:
         lines = str(exc).strip().splitlines()
         raise OnnxUnavailable(lines[0] if lines else type(exc).__name__) from exc
@@ -118,9 +118,15 @@ def load_encoder(model_loader: Callable[[], SentenceTransformer], folder: Path,
 
 class OnnxEncoder:
     """Unit vectors from an exported model: texts tokenised once, sorted by length into
-    batches (little padding), each batch one `InferenceSession.run`."""
+    batches (little padding), each batch one `InferenceSession.run`.
 
-    def __init__(self, file: Path, folder: Path, threads: int) -> None:
+    one_per_run: one text per run, for the int8 model, whose activations are quantised with
+    one scale per run: in a batch, a text's vector would depend on its neighbours (measured:
+    cosine 0.991 between a chunk embedded alone and in a batch) and on their padding. With
+    128-token chunks a run of one is as fast as a batch of 32 (BENCHMARKS.md section 3).
+    """
+
+    def __init__(self, file: Path, folder: Path, threads: int, one_per_run: bool) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -132,6 +138,7 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(str(file), options,
                                             providers=["CPUExecutionProvider"])
         self.file = file
+        self.one_per_run = one_per_run
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_tokens = int(config["max_seq_length"])
@@ -145,6 +152,7 @@ class OnnxEncoder:
         order = np.argsort([len(row) for row in ids], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
+        batch_size = 1 if self.one_per_run else batch_size
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             width = max(len(ids[i]) for i in rows)
