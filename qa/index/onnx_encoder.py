@@ -10,8 +10,10 @@ and the export recipe, so a changed model or recipe exports anew.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +51,9 @@ def _export(model: SentenceTransformer, out: Path) -> None:
 
     example = model.tokenizer(["an example", "two"], padding=True, return_tensors="pt")
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
-    with torch.no_grad():
+    # The tracer warns about branches fixed at trace time; they hold for every input here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(Encode().eval(), tuple(example[name] for name in INPUTS), str(out),
                           dynamo=False, input_names=list(INPUTS), output_names=["embedding"],
                           dynamic_axes={**axes, "embedding": {0: "batch"}},
@@ -58,11 +62,22 @@ def _export(model: SentenceTransformer, out: Path) -> None:
 
 def _quantise(source: Path, out: Path) -> None:
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"],
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # onnxruntime.quantization configures the root logger when imported, and logs advice on
+    # it: both undone, so that the process logs as before.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quiet = logging.Filter("no root records")
+    root.addFilter(quiet)
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.removeFilter(quiet)
+        root.handlers[:], root.level = handlers, level
 
 
 def ensure_exported(model_loader: Callable[[], SentenceTransformer], cache_dir: Path,
@@ -106,12 +121,14 @@ def load_encoder(model_loader: Callable[[], SentenceTransformer], folder: Path,
         from onnxruntime.capi import onnxruntime_pybind11_state as state
     except ImportError as exc:
         raise OnnxUnavailable(str(exc)) from exc
-    runtime_errors = tuple(v for v in vars(state).values()
-                           if isinstance(v, type) and issubclass(v, Exception))
+    # onnxruntime's own errors (InvalidProtobuf, Fail, ...) derive from Exception directly.
+    runtime = (v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception))
+    errors: tuple[type[Exception], ...] = (ImportError, OSError, RuntimeError, ValueError,
+                                           *runtime)
     try:
         file = ensure_exported(model_loader, cache_dir, weights_sha256, int8)
         return OnnxEncoder(file, folder, threads, one_per_run=int8)
-    except (ImportError, OSError, RuntimeError, ValueError, *runtime_errors) as exc:
+    except errors as exc:
         lines = str(exc).strip().splitlines()
         raise OnnxUnavailable(lines[0] if lines else type(exc).__name__) from exc
 
@@ -139,7 +156,9 @@ class OnnxEncoder:
                                             providers=["CPUExecutionProvider"])
         self.file = file
         self.one_per_run = one_per_run
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        # A local folder (the packaged model), never a hub download.
+        self.tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
+            str(folder), local_files_only=True)
         config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_tokens = int(config["max_seq_length"])
         self.dimension = int(self.session.get_outputs()[0].shape[1])
