@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     print_facts("follow-ups vs standalone questions")
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     squad = [d for d in load_squad(args.squad).documents if d.title in ARTICLES]
     notes, skipped = load_paths([HERE / "followup_docs"])
     assert not skipped and len({d.title for d in squad}) == len(ARTICLES), skipped

@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     print_facts("index build throughput")
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     started = time.perf_counter()
     embedder.encode(["warm up"])
     load_s = time.perf_counter() - started

@@ -42,7 +42,7 @@ def serve(port: int, latency: float, slots: int, rate: float, burst: int) -> Non
     from qa.serve.state import open_index
 
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     index, _ = open_index(settings, embedder)
     config = Settings.from_env(rate_limit_per_minute=rate, rate_limit_burst=burst,
                                max_concurrent_generations=slots)

@@ -53,7 +53,7 @@ def main() -> None:
     print(f"{'langchain':>12}: community {langchain_community.__version__}, text-splitters "
           f"{getattr(langchain_text_splitters, '__version__', '1.1.3')}")
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     embedder.encode(["warm up"])
     data = load_beir(args.beir, "test")
     documents, id_map = beir_documents(data.corpus)

@@ -31,7 +31,7 @@ def main() -> None:
         faiss.omp_set_num_threads(args.faiss_threads)
     print_facts("retrieval latency")
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     data = load_beir(args.beir, "test")
     documents, _ = beir_documents(data.corpus)
     index, _ = cached_index(args.beir.resolve().name, documents, settings, embedder,

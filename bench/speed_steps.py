@@ -74,7 +74,7 @@ def main() -> None:
     print_facts("speed steps on the dev set")
     base = Settings.from_env()
     rows = read_questions(args.questions)
-    index, embedder = load_index(base.index_dir), Embedder(threads=base.threads)
+    index, embedder = load_index(base.index_dir), Embedder.from_settings(base)
     loaded: dict[str, Generator] = {}
     results = []
     print(f"{'step':<34} {'answer':>6} {'refuse':>6} {'cite':>5} {'prompt':>6} "

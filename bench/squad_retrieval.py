@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     print_facts(f"SQuAD paragraph retrieval ({args.file.name})")
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     data = load_squad(args.file)
     index, _ = cached_index(f"squad-{args.file.stem}", data.documents, settings, embedder,
                             print_reporter)

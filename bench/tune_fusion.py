@@ -62,7 +62,7 @@ def main() -> None:
     from qa.retrieve.hybrid import Retriever
 
     settings = Settings.from_env()
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     data = load_beir(args.beir, args.split)
     documents, id_map = beir_documents(data.corpus)
     index, _ = cached_index(args.beir.resolve().name, documents, settings, embedder,

@@ -108,7 +108,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     from qa.progress import print_reporter
 
     paths = args.paths or [settings.corpus_dir]
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     if args.index_command == "status":
         folder = args.index or settings.index_dir
         reasons = stale_reasons(folder, paths, settings, embedder)

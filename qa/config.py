@@ -22,9 +22,11 @@ PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.c
 ModelName = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
 Fusion = Literal["rrf", "weighted"]
 Backend = Literal["transformers-int8", "llama.cpp", "transformers", "openai"]
+EmbedBackend = Literal["onnx-int8", "onnx", "torch"]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
+EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
 LOCAL_BACKENDS = tuple(b for b in BACKENDS if b != "openai")  # those that load model files
 T = TypeVar("T")
 ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
@@ -92,6 +94,9 @@ class Settings:
     # answered in its own language.
     translate: bool = True
     threads: int = 2
+    # The embedder's runtime (qa.index.embedding): ONNX Runtime with int8 weights, ONNX Runtime
+    # in float32, or PyTorch. Indexes record it: changing it makes the index stale.
+    embed_backend: EmbedBackend = "onnx-int8"
     # The int8 backend decodes through qa/generate/int8 kernels (compiled on first use; AVX-512
     # VNNI).
     native_kernels: bool = True
@@ -156,6 +161,7 @@ class Settings:
         if self.proxy_hops < 0:
             raise SettingsError(f"proxy_hops must be 0 or more, got {self.proxy_hops}")
         one_of("backend", self.backend, BACKENDS)
+        one_of("embed_backend", self.embed_backend, EMBED_BACKENDS)
         if self.backend == "openai":
             check_base_url(self.openai_base_url)
         elif self.model not in MODEL_NAMES and not Path(self.model).expanduser().exists():

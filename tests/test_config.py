@@ -21,6 +21,8 @@ def test_numbers_and_choices_are_parsed_and_checked() -> None:
     assert (settings.top_k, settings.dense_weight, settings.fusion) == (3, 0.5, "rrf")
     for env, message in (({"QA_TOP_K": "three"}, "QA_TOP_K='three' is not a valid int"),
                          ({"QA_FUSION": "max"}, "fusion must be one of rrf, weighted"),
+                         ({"QA_EMBED_BACKEND": "openvino"},
+                          "embed_backend must be one of onnx-int8, onnx, torch"),
                          ({"QA_MODEL": "gpt"}, "model must be one of"),
                          ({"QA_CHUNK_TOKENS": "512"}, "at most 256"),
                          ({"QA_MIN_CONFIDENCE": "1.5"}, "min_confidence must be between 0 and 1")):

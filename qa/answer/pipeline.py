@@ -128,7 +128,7 @@ class QA:
     def from_settings(cls, settings: Settings, index_dir: Path | None = None,
                       generator: Generator | None = None) -> QA:
         """Load the index (verified) and the embedder; the generator stays lazy."""
-        embedder = Embedder(threads=settings.threads)
+        embedder = Embedder.from_settings(settings)
         return cls(settings, load_index(index_dir or settings.index_dir), embedder, generator)
 
     @property

@@ -132,7 +132,7 @@ def cache_key(documents: Sequence[Document], settings: Settings, embedder: Embed
     for doc in documents:
         digest.update(json.dumps([doc.id, doc.source, doc.title]).encode())
     digest.update(json.dumps({
-        "format": FORMAT_VERSION, "embedder": embedder.sha256, "bm25": BM25_PARAMS,
+        "format": FORMAT_VERSION, "embedder": embedder.record, "bm25": BM25_PARAMS,
         "chunk_tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens,
     }, sort_keys=True).encode())
     return digest.hexdigest()[:16]

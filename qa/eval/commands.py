@@ -82,7 +82,7 @@ def _retrieval(args: argparse.Namespace, settings: Settings) -> int:
     report = _reporter(False)
     data = load_beir(args.beir, args.split)
     documents, _ = beir_documents(data.corpus)
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     started = time.perf_counter()
     index, built = cached_index(args.beir.resolve().name, documents, settings, embedder, report)
     build_s = time.perf_counter() - started
@@ -114,7 +114,7 @@ def _squad(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--limit must be positive")
     report = _reporter(False)
     data = load_squad(args.file)
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     index, _ = cached_index(f"squad-{args.file.stem}", data.documents, settings, embedder, report)
     qa = QA(settings, index, embedder, report=report)
     questions = sample_questions(data.questions, args.limit, args.seed)
@@ -149,7 +149,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--unanswerable must be between 0 and 1")
     folder = args.index or settings.index_dir
     index = load_index(folder)
-    embedder = Embedder(threads=settings.threads)
+    embedder = Embedder.from_settings(settings)
     generator = load_generator(settings.model, settings.cache_dir, settings.threads,
                                print_reporter, settings.backend, settings.native_kernels)
     made = generate_questions(index, generator, embedder, settings, args.n, args.unanswerable,

@@ -27,6 +27,7 @@ from qa.progress import Reporter, silent_reporter
 from qa.types import Chunk, Document
 
 FORMAT_VERSION = 1
+EMBED_GROUP = 256  # chunks per embedder call (one progress step)
 MANIFEST = "manifest.json"
 DATA_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss",
               *(f"bm25/{name}" for name in BM25_FILES))
@@ -74,7 +75,7 @@ def _text_key(text: str) -> str:
 def _settings_record(settings: Settings, embedder: Embedder) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
-        "embedder": {"name": embedder.name, "sha256": embedder.sha256},
+        "embedder": embedder.record,
         "chunking": {"chunk_tokens": settings.chunk_tokens,
                      "chunk_overlap_tokens": settings.chunk_overlap_tokens},
         "bm25": BM25_PARAMS,
@@ -208,14 +209,14 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
     chunks = [c for doc in documents for c in chunk_document(
         doc, embedder.token_offsets, settings.chunk_tokens, settings.chunk_overlap_tokens)]
     known = _reusable_vectors(out, record)
-    todo = [c.text for c in chunks if _text_key(c.text) not in known]
+    # Similar lengths side by side: the embedder pads each batch to its longest text.
+    todo = sorted((c.text for c in chunks if _text_key(c.text) not in known), key=len)
     fresh: dict[str, np.ndarray] = {}
-    batch = 64
-    for i in range(0, len(todo), batch):
-        part = todo[i:i + batch]
+    for i in range(0, len(todo), EMBED_GROUP):
+        part = todo[i:i + EMBED_GROUP]
         for text, vec in zip(part, embedder.encode(part), strict=True):
             fresh[_text_key(text)] = vec
-        report("Embedding chunks", min(i + batch, len(todo)), len(todo))
+        report("Embedding chunks", min(i + EMBED_GROUP, len(todo)), len(todo))
     keys = [_text_key(c.text) for c in chunks]
     vectors = np.stack([fresh[k] if k in fresh else known[k] for k in keys]).astype(np.float32)
 

@@ -36,7 +36,7 @@ def serve(host: str, port: int, settings: Settings | None = None) -> None:
 
     def build() -> FastAPI:
         progress.text = "opening the index"
-        embedder = Embedder(threads=settings.threads)
+        embedder = Embedder.from_settings(settings)
         index, note = open_index(settings, embedder, progress)
         if note:
             log.warning(note)
