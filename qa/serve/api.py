@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import QAError
+from qa.serve.keys import ApiKeys, ui_password
 from qa.serve.limits import GenerationSlots, RateLimiter
 from qa.serve.middleware import API_PREFIXES, ApiGuard, error_body
 from qa.serve.openai_api import router as openai_router
@@ -26,17 +27,21 @@ log = logging.getLogger("qa.serve")
 
 
 def create_api(qa: QA, models: Models | None = None, settings: Settings | None = None, *,
-               ui: Any = None, mount_ui: bool = True, note: str = "") -> FastAPI:
+               ui: Any = None, mount_ui: bool = True, note: str = "",
+               environ: dict[str, str] | None = None) -> FastAPI:
     """The ASGI app: /api/*, /widget.js, /widget/demo and (mount_ui) the Gradio UI at / (the
-    packaged chat app when `ui` is not given). Limits come from settings (default: qa's)."""
+    packaged chat app when `ui` is not given). Limits come from settings (default: qa's), the
+    API keys and the UI's password from environ (default: os.environ; qa.serve.keys)."""
     settings = settings or qa.settings
+    keys = ApiKeys.from_env(environ)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app = FastAPI(title="Ask the documents API", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json",
                   description="Questions answered from the indexed documents, with citations.")
     app.state.api = ApiState(qa, models, settings,
-                             GenerationSlots(settings.max_concurrent_generations), limiter)
-    app.add_middleware(ApiGuard, settings=settings, limiter=limiter)
+                             GenerationSlots(settings.max_concurrent_generations), limiter,
+                             keys)
+    app.add_middleware(ApiGuard, settings=settings, limiter=limiter, keys=keys)
     app.exception_handler(QAError)(_user_error)
     app.exception_handler(StarletteHTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_invalid)
@@ -49,7 +54,8 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
         from qa.serve.gradio_app import build_app
 
         blocks = ui if ui is not None else build_app(qa, models, note=note)
-        gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False)
+        gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False,
+                            auth=ui_password(environ))
     return app
 
 

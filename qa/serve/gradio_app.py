@@ -3,6 +3,7 @@ callbacks. `qa.serve.api.create_api` mounts it with the API and the widget."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any, cast
@@ -87,21 +88,24 @@ class ChatHandlers:
         query, text = question, ""
         try:
             pipeline = self.models.pipeline(model, uploads.index if uploads else None)
-            for event in pipeline.stream(question, _history(answers), int(top_k)):
-                if event.kind == "query":
-                    query = event.text
-                elif event.kind == "hits":
-                    pending = ui.searching_html(question, query, event.hits, turn, show_scores)
-                elif event.kind == "token":
-                    text += event.text
-                    chat[-1] = {"role": "assistant", "content": ui.answer_html(text, turn)}
-                elif event.answer is not None:
-                    answer = event.answer
-                    answers.append(answer)
-                    chat[-1] = {"role": "assistant", "content": ui.answer_html(
-                        answer.text, turn, answer.citations, answer.refused, answer.short)}
-                    pending = ""
-                yield "", chat, _panel(answers, show_scores, pending), answers
+            # Closed explicitly when Gradio closes this generator (the tab went away).
+            with contextlib.closing(pipeline.stream(question, _history(answers),
+                                                    int(top_k))) as events:
+                for event in events:
+                    if event.kind == "query":
+                        query = event.text
+                    elif event.kind == "hits":
+                        pending = ui.searching_html(question, query, event.hits, turn, show_scores)
+                    elif event.kind == "token":
+                        text += event.text
+                        chat[-1] = {"role": "assistant", "content": ui.answer_html(text, turn)}
+                    elif event.answer is not None:
+                        answer = event.answer
+                        answers.append(answer)
+                        chat[-1] = {"role": "assistant", "content": ui.answer_html(
+                            answer.text, turn, answer.citations, answer.refused, answer.short)}
+                        pending = ""
+                    yield "", chat, _panel(answers, show_scores, pending), answers
         except QAError as exc:  # meant for the user
             chat[-1] = {"role": "assistant",
                         "content": ui.message_html(f"Sorry, answering failed: {exc}")}
