@@ -28,6 +28,7 @@ from qa.types import Chunk, Document
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+EMBED_BATCH = 64  # chunks embedded per compute-thread job
 DATA_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss",
               *(f"bm25/{name}" for name in BM25_FILES))
 
@@ -180,9 +181,11 @@ def _reusable_vectors(out: Path, record: dict[str, Any]) -> dict[str, np.ndarray
 
 def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
                 embedder: Embedder, report: Reporter = silent_reporter,
-                documents: list[Document] | None = None) -> BuildResult:
+                documents: list[Document] | None = None,
+                max_chunks: int | None = None) -> BuildResult:
     """Load, chunk and embed documents; write the index to out atomically (one build of the
-    same folder at a time)."""
+    same folder at a time). IndexLoadError, before any embedding, when there are more than
+    max_chunks chunks."""
     skipped: list[Skipped] = []
     if documents is None:
         documents, skipped = load_paths(paths)
@@ -193,24 +196,27 @@ def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
         out.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(_lock(out)):
             cleanup_leftovers(out)
-            return _build(documents, skipped, out, settings, embedder, report)
+            return _build(documents, skipped, out, settings, embedder, report, max_chunks)
     except OSError as exc:  # the folder or its lock file cannot be made
         raise IndexWriteError(f"could not write the index to {out}: "
                               f"{exc.strerror or exc}") from None
 
 
 def _build(documents: list[Document], skipped: list[Skipped], out: Path, settings: Settings,
-           embedder: Embedder, report: Reporter) -> BuildResult:
+           embedder: Embedder, report: Reporter, max_chunks: int | None = None) -> BuildResult:
     import faiss
 
     record = _settings_record(settings, embedder)
 
     chunks = [c for doc in documents for c in chunk_document(
         doc, embedder.token_offsets, settings.chunk_tokens, settings.chunk_overlap_tokens)]
+    if max_chunks is not None and len(chunks) > max_chunks:
+        raise IndexLoadError(f"the documents make {len(chunks)} passages; at most {max_chunks} "
+                             "are allowed")
     known = _reusable_vectors(out, record)
     todo = [c.text for c in chunks if _text_key(c.text) not in known]
     fresh: dict[str, np.ndarray] = {}
-    batch = 64
+    batch = EMBED_BATCH  # one compute-thread job each: an answer waits at most one batch
     for i in range(0, len(todo), batch):
         part = todo[i:i + batch]
         for text, vec in zip(part, embedder.encode(part), strict=True):

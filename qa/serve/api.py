@@ -3,7 +3,9 @@ abuse bounds in front and errors answered in one JSON format."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +24,7 @@ from qa.serve.middleware import API_PREFIXES, ApiGuard, error_body
 from qa.serve.openai_api import router as openai_router
 from qa.serve.routes import ApiState, router
 from qa.serve.state import Models
+from qa.serve.uploads import UploadStore
 
 log = logging.getLogger("qa.serve")
 
@@ -35,9 +38,21 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     settings = settings or qa.settings
     keys = ApiKeys.from_env(environ)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    store = UploadStore(settings, qa.embedder) if mount_ui and ui is None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # visitors' uploads do not outlive the server
+            if store is not None:
+                store.close()
+
     app = FastAPI(title="Ask the documents API", docs_url="/api/docs", redoc_url=None,
+                  lifespan=lifespan,
                   openapi_url="/api/openapi.json",
                   description="Questions answered from the indexed documents, with citations.")
+    app.state.uploads = store  # the chat app's visitors' uploads (None without it)
     app.state.api = ApiState(qa, models, settings,
                              GenerationSlots(settings.max_concurrent_generations), limiter,
                              keys)
@@ -53,7 +68,7 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
 
         from qa.serve.gradio_app import build_app
 
-        blocks = ui if ui is not None else build_app(qa, models, note=note)
+        blocks = ui if ui is not None else build_app(qa, models, note=note, store=store)
         gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False,
                             auth=ui_password(environ))
     return app
