@@ -57,11 +57,17 @@ def test_per_session_limits_on_text_and_passages(stores, embedder, tmp_path: Pat
     store = store_with(stores, embedder, max_upload_chars=20_000)
     with pytest.raises(UploadError) as caught:
         store.index([big])
-    assert str(caught.value) == (f"your files hold {len(big.read_text()):,} characters of text; "
-                                 "the limit is 20,000 per session")
+    assert str(caught.value) == (
+        f"no usable text in your files: big.txt: its {len(big.read_text()):,} characters of "
+        "text would pass the limit of 20,000 per session; not indexed")
+    both = store.index([notes(tmp_path, "first.txt", 100), big])  # the first fits
+    assert both.names == ["first.txt"] and both.skipped == [
+        f"big.txt: its {len(big.read_text()):,} characters of text would pass the limit of "
+        "20,000 per session; not indexed"]
     store = store_with(stores, embedder, max_upload_chunks=10)
-    with pytest.raises(UploadError, match=r"^the documents make \d+ passages; at most 10 are "
-                                          r"allowed$"):
+    with pytest.raises(UploadError, match=r"^no document fits the limit of 10 passages: big.txt: "
+                                          r"its \d+ passages would pass the limit of 10; not "
+                                          r"indexed$"):
         store.index([big])
     assert list(store.root.iterdir()) == []  # nothing kept
     small = notes(tmp_path, "small.txt", 20)

@@ -202,17 +202,37 @@ def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
                               f"{exc.strerror or exc}") from None
 
 
+def _within_chunks(per_doc: list[tuple[Document, list[Chunk]]], limit: int,
+                   skipped: list[Skipped]) -> tuple[list[tuple[Document, list[Chunk]]],
+                                                    list[Skipped]]:
+    """The documents, in order, while their chunks fit limit; the others skipped (an
+    IndexLoadError when none fits)."""
+    kept, total, skipped = [], 0, list(skipped)
+    for doc, chunks in per_doc:
+        if total + len(chunks) > limit:
+            skipped.append(Skipped(Path(doc.source), f"its {len(chunks)} passages would pass "
+                                                     f"the limit of {limit}; not indexed"))
+            continue
+        total += len(chunks)
+        kept.append((doc, chunks))
+    if not kept:
+        raise IndexLoadError(f"no document fits the limit of {limit} passages: "
+                             + "; ".join(f"{s.path}: {s.reason}" for s in skipped))
+    return kept, skipped
+
+
 def _build(documents: list[Document], skipped: list[Skipped], out: Path, settings: Settings,
            embedder: Embedder, report: Reporter, max_chunks: int | None = None) -> BuildResult:
     import faiss
 
     record = _settings_record(settings, embedder)
 
-    chunks = [c for doc in documents for c in chunk_document(
-        doc, embedder.token_offsets, settings.chunk_tokens, settings.chunk_overlap_tokens)]
-    if max_chunks is not None and len(chunks) > max_chunks:
-        raise IndexLoadError(f"the documents make {len(chunks)} passages; at most {max_chunks} "
-                             "are allowed")
+    per_doc = [(doc, chunk_document(doc, embedder.token_offsets, settings.chunk_tokens,
+                                    settings.chunk_overlap_tokens)) for doc in documents]
+    if max_chunks is not None:
+        per_doc, skipped = _within_chunks(per_doc, max_chunks, skipped)
+    documents = [doc for doc, _ in per_doc]
+    chunks = [c for _, doc_chunks in per_doc for c in doc_chunks]
     known = _reusable_vectors(out, record)
     todo = [c.text for c in chunks if _text_key(c.text) not in known]
     fresh: dict[str, np.ndarray] = {}

@@ -149,8 +149,9 @@ class ChatHandlers:
         if uploads is not None:
             self.store.release(uploads)
         names, count = ", ".join(new.names), len(new.index.chunks)
+        left_out = "".join(f" Not indexed: {line}." for line in new.skipped)
         done = ui.message_html(f"Indexed {names} ({count} passage{'s' if count != 1 else ''}). "
-                               "Questions now use only your documents.", "info")
+                               f"Questions now use only your documents.{left_out}", "info")
         return done, new, self.status(new), [], EMPTY_SOURCES, []
 
     def use_default(self, uploads: Uploads | None) -> tuple[Any, ...]:

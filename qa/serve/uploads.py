@@ -22,8 +22,10 @@ from qa.config import Settings
 from qa.errors import IndexLoadError, UploadError
 from qa.index.embedding import Embedder
 from qa.index.store import Index, build_index
-from qa.ingest.corpus import SUPPORTED_SUFFIXES, load_paths
+from qa.ingest.corpus import SUPPORTED_SUFFIXES, Skipped, load_paths
+from qa.ingest.isolated import isolated_reader, too_long
 from qa.progress import Reporter, silent_reporter
+from qa.types import Document
 
 log = logging.getLogger("qa.serve")
 UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
@@ -37,6 +39,7 @@ class Uploads:
     folder: Path
     index: Index
     names: list[str]
+    skipped: list[str] = field(default_factory=list)  # "name: reason" of files not indexed
     size: int = 0  # bytes on disk
     used: float = field(default_factory=time.monotonic)  # when a question last used them
     removed: str = ""  # why the files were deleted ("": they are still there)
@@ -58,7 +61,10 @@ def check_uploads(paths: Sequence[str | Path], settings: Settings) -> None:
         if path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise UploadError(f"{path.name}: unsupported file type (use "
                               f"{', '.join(UPLOAD_SUFFIXES)})")
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue  # gone already: that file's own line when it is copied
         if size > mb * 1024 * 1024:
             raise UploadError(f"{path.name} is {size / 1024 / 1024:.1f} MB; the limit is "
                               f"{mb:g} MB per file")
@@ -68,28 +74,51 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _within(documents: list[Document], limit: int) -> tuple[list[Document], list[str]]:
+    """The documents, in order, while their text fits limit characters; lines for the rest."""
+    kept, lines, total = [], [], 0
+    for doc in documents:
+        if total + len(doc.text) > limit:
+            lines.append(f"{doc.source}: {too_long(len(doc.text), limit)}")
+            continue
+        total += len(doc.text)
+        kept.append(doc)
+    return kept, lines
+
+
+def _line(skip: Skipped, docs: Path) -> str:
+    name = skip.path.relative_to(docs) if skip.path.is_relative_to(docs) else skip.path.name
+    return f"{name}: {skip.reason}"
+
+
 def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Embedder,
                   report: Reporter = silent_reporter, parent: Path | None = None) -> Uploads:
-    """Check the limits, copy the files to a fresh folder (under parent) and index them
-    there; UploadError when their text or passages exceed the per-session limits."""
+    """Check the limits, copy the files to a fresh folder (under parent), read each in a
+    child process (qa.ingest.isolated) and index them there. A file that cannot be read, or
+    whose text passes the session's limit, is left out with its line in `skipped`;
+    UploadError when no file is left."""
     check_uploads(paths, settings)
     folder = Path(tempfile.mkdtemp(prefix="qa-upload-", dir=parent))
     try:
         docs = folder / "docs"
         docs.mkdir()
-        names = []
+        names, lines = [], []
         for path in map(Path, paths):
-            shutil.copyfile(path, docs / path.name)
+            try:
+                shutil.copyfile(path, docs / path.name)
+            except OSError as exc:  # renamed or deleted since it was given
+                lines.append(f"{path.name}: could not be read during the upload "
+                             f"({exc.strerror or type(exc).__name__}); not indexed")
+                continue
             names.append(path.name)
+        read = isolated_reader(settings.upload_read_seconds, settings.upload_read_mb,
+                               settings.max_upload_chars)
+        documents, skipped = load_paths([docs], read)
+        documents, over = _within(documents, settings.max_upload_chars)
+        lines += [_line(s, docs) for s in skipped] + over
+        if not documents:
+            raise UploadError("no usable text in your files: " + "; ".join(lines))
         try:
-            documents, skipped = load_paths([docs])
-            chars = sum(len(d.text) for d in documents)
-            if chars > settings.max_upload_chars:
-                raise UploadError(f"your files hold {chars:,} characters of text; the limit "
-                                  f"is {settings.max_upload_chars:,} per session")
-            if not documents:
-                raise IndexLoadError("no documents to index" +
-                                     "".join(f"\n  {s}" for s in skipped))
             result = build_index([docs], folder / "index", settings, embedder, report,
                                  documents=documents, max_chunks=settings.max_upload_chunks)
         except IndexLoadError as exc:
@@ -97,7 +126,11 @@ def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Emb
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Uploads(folder=folder, index=result.index, names=names, size=_folder_bytes(folder))
+    lines += [_line(s, docs) for s in result.skipped]
+    sources = {d.source for d in result.index.documents.values()}
+    return Uploads(folder=folder, index=result.index, names=[n for n in names if n in sources],
+                   skipped=lines,
+                   size=_folder_bytes(folder))
 
 
 _Job = tuple[list[str], Reporter, "Future[Uploads]"]
