@@ -123,7 +123,7 @@ def test_a_dropped_answer_stream_does_not_block_the_next_answer(
     assert next(e for e in events if e.kind == "token").text
     dropped = [events]  # the caller lost interest without closing it
     answers: list[str] = []
-    other = threading.Thread(target=lambda: answers.append(qa.ask(question).text))
+    other = threading.Thread(target=lambda: answers.append(qa.answer(question).text))
     other.start()
     other.join(300)
     assert len(answers) == 1 and answers[0], "an unfinished answer stream blocked the next"
