@@ -190,6 +190,7 @@ class UploadStore:
     def _add(self, uploads: Uploads) -> None:
         """Keep uploads; delete the least recently used others while all exceed the cap."""
         cap = self.settings.max_upload_storage_mb * 1024 * 1024
+        uploads.used = self.clock()
         with self._lock:
             self.sessions.append(uploads)
             for old in sorted(self.sessions[:-1], key=lambda u: u.used):
