@@ -139,6 +139,7 @@ def test_idle_uploads_are_deleted_and_the_chat_says_so(stores, embedder, corpus_
         "them again, or use the default documents.") == 1
 
 
+@pytest.mark.slow  # embeds about 800 passages: a minute or two
 def test_an_answer_does_not_wait_for_a_large_upload(corpus_index, embedder,
                                                     tmp_path: Path) -> None:
     generator = ScriptedGenerator(REPLY)
