@@ -103,6 +103,17 @@ class Settings:
     max_question_chars: int = 2000
     max_upload_mb: float = 10.0  # per uploaded file in the app
     max_upload_files: int = 5  # per upload in the app
+    # A visitor's uploaded set in all: its text and its passages (embedding costs ~60 a second
+    # on the one compute thread that every answer shares).
+    max_upload_chars: int = 1_000_000
+    max_upload_chunks: int = 3000
+    upload_queue: int = 4  # uploads waiting to be indexed (one is indexed at a time)
+    # Each uploaded file is parsed in a child process stopped after this long or this much
+    # memory (a parser bomb costs the child, not the server).
+    upload_read_seconds: float = 30.0
+    upload_read_mb: int = 1024
+    max_upload_storage_mb: float = 500.0  # every session's uploads; the least recently used go
+    upload_idle_minutes: float = 60.0  # a session's uploads are deleted after this long unused
     # HTTP API and widget (qa/serve): CORS allow-list (comma separated; empty = localhost
     # only, plus the Space's own address on Hugging Face) and abuse bounds.
     allowed_origins: str = ""
@@ -130,6 +141,9 @@ class Settings:
         """Raise SettingsError naming the first invalid value."""
         positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "threads",
                     "max_question_chars", "max_upload_mb", "max_upload_files",
+                    "max_upload_chars", "max_upload_chunks", "upload_queue",
+                    "max_upload_storage_mb", "upload_idle_minutes", "upload_read_seconds",
+                    "upload_read_mb",
                     "rate_limit_per_minute", "rate_limit_burst",
                     "max_concurrent_generations", "max_answer_seconds", "openai_timeout")
         for name in positive:

@@ -98,6 +98,33 @@ def test_closing_the_stream_stops_generation(small: Generator) -> None:
     assert "".join(small.stream(COUNT, 30)) == full  # the lock was released
 
 
+def test_an_unread_stream_holds_up_no_other(small: Generator) -> None:
+    full = "".join(small.stream(COUNT, 30))
+    unread = small.stream(COUNT, 30)
+    first = next(unread)  # suspended mid-reply: neither read on nor closed
+    replies: list[str] = []
+    other = threading.Thread(target=lambda: replies.append("".join(small.stream(COUNT, 30))))
+    other.start()
+    other.join(300)
+    assert replies == [full], "a stream left unread held up the next one"
+    assert first + "".join(unread) == full  # read again, it still gives its own reply
+
+
+def test_a_dropped_answer_stream_does_not_block_the_next_answer(
+        small: Generator, corpus_index, embedder, settings: Settings) -> None:
+    qa = QA(settings, corpus_index, embedder, small)
+    question = "Which city hosted the summit of SCO leaders?"
+    events = qa.stream(question)
+    assert next(e for e in events if e.kind == "token").text
+    dropped = [events]  # the caller lost interest without closing it
+    answers: list[str] = []
+    other = threading.Thread(target=lambda: answers.append(qa.answer(question).text))
+    other.start()
+    other.join(300)
+    assert len(answers) == 1 and answers[0], "an unfinished answer stream blocked the next"
+    assert dropped[0].gi_frame is not None  # it was still suspended meanwhile
+
+
 def test_prefix_cache_changes_speed_not_output(small: Generator, corpus_index,
                                               embedder, settings: Settings) -> None:
     question = "Which city hosted the summit of SCO leaders?"

@@ -168,14 +168,17 @@ def test_describe_never_shows_credentials_or_queries() -> None:
 def test_the_chat_says_the_generator_is_unreachable(corpus_index, embedder) -> None:
     from qa.serve.gradio_app import ChatHandlers
     from qa.serve.state import Models
+    from qa.serve.uploads import UploadStore
 
     url = down()
     settings = Settings.from_env(backend="openai", openai_base_url=url)
     models = Models(QA(settings, corpus_index, embedder))
     models.load_in_background().join(60)  # no request at load: a server down now may come up
     assert (models.ready, models.error, models.state) == (True, "", "ready")
-    handlers = ChatHandlers(models.qa, models)
+    store = UploadStore(settings, embedder)
+    handlers = ChatHandlers(models.qa, models, store)
     *_, (box, chat, _, answers) = handlers.ask(MEMBERS, [], 3, False, "", [], None)
+    store.close()
     assert box == MEMBERS and answers == []  # the question stays in the box to ask again
     shown = html.unescape(re.sub(r"<[^>]+>", "", chat[-1]["content"]))
     assert shown == (f"Sorry, answering failed: the generator at {url} is unreachable: "

@@ -281,3 +281,31 @@ def test_page_on_a_disallowed_origin_cannot_read_the_api(app_url: Start, browser
         assert results[0].startswith("read 200 {")
         assert results[1].startswith('read 200 {"question"')
         assert results[2].startswith("read 415")
+
+
+
+def test_the_widget_answers_with_its_publishable_key_when_the_api_needs_keys(
+        app_url: Start, browser: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    widget_key = "pk-widget-0123456789abcdef"
+    monkeypatch.setenv("QA_API_KEYS", "s3cret-key-0123456789abcdef")
+    monkeypatch.setenv("QA_WIDGET_KEY", widget_key)
+    generator = ScriptedGenerator(REPLY)
+    pages: dict[str, str] = {}  # filled once the API's address is known
+    with page_server(pages) as site:
+        api = app_url(generator, Settings.from_env(allowed_origins=site,
+                                                   rate_limit_per_minute=600,
+                                                   rate_limit_burst=100))
+        pages["/keyed"] = HOST_PAGE.format(api=api, extra=f'data-key="{widget_key}"')
+        pages["/nokey"] = HOST_PAGE.format(api=api, extra="")
+        browser.get(site + "/nokey")
+        ask(browser, MEMBERS)
+        assert shadow(browser, ".bot .note").text == (
+            "Sorry: a valid API key is required (Authorization: Bearer KEY)")
+        assert generator.calls == []
+        browser.execute_script("sessionStorage.clear()")
+        browser.get(site + "/keyed")
+        WebDriverWait(browser, 30).until(lambda d: shadow(d, ".launcher"))
+        ask(browser, MEMBERS)
+        assert shadow(browser, ".bot .text").text == REPLY

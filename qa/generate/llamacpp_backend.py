@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import codecs
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,18 @@ from qa.types import Message
 
 
 class LlamaCppGenerator:
-    """A chat model from a GGUF file on the CPU, greedy, one request at a time.
+    """A chat model from a GGUF file on the CPU, greedy; one stream at a time holds the
+    model's one context.
 
     `keep_prefix` evaluates a chat prefix once and saves its key/value state (the latest
     few side by side); a later prompt that starts with the same tokens restores it and
-    evaluates only the rest.
+    evaluates only the rest. A stream left unread for `stall_seconds` loses the context to
+    one that waits; read again, it waits its turn and re-evaluates its tokens so far.
     """
 
     backend: Backend = "llama.cpp"
     scores_alternatives = False
+    stall_seconds = 1.0
 
     def __init__(self, name: str, gguf: Path, threads: int = 2, context: int = 4096) -> None:
         from llama_cpp import Llama
@@ -50,7 +54,9 @@ class LlamaCppGenerator:
         self._prefix = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos,
                                            add_generation_prompt=False)
         self._kept: list[tuple[list[int], Any]] = []  # (prefix ids, saved state), latest first
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # held for one step at a time, never across a yield
+        self._owner: object | None = None  # whose tokens the context holds
+        self._owner_seen = 0.0  # when that owner last took a step
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:
         """Token ids of the chat template applied to messages."""
@@ -78,12 +84,35 @@ class LlamaCppGenerator:
                 if entry[0] == ids:  # kept already: now the latest
                     self._kept = [entry, *(e for e in self._kept if e is not entry)]
                     return
-            self.llm.reset()
-            if not ids:
-                self._kept = []
-                return
-            compute.run(self.llm.eval, ids)
-            self._kept = [(ids, self.llm.save_state()), *self._kept][:KEPT_PREFIXES]
+            self._claim(self)
+            try:
+                self.llm.reset()
+                if not ids:
+                    self._kept = []
+                    return
+                compute.run(self.llm.eval, ids)
+                self._kept = [(ids, self.llm.save_state()), *self._kept][:KEPT_PREFIXES]
+            finally:
+                self._release(self)
+
+    def _claim(self, me: object) -> bool:
+        """Make the context me's (the lock held): wait while another owner takes steps, at
+        most until it has taken none for stall_seconds. Whether the context was me's already
+        (its tokens still there)."""
+        while self._owner not in (None, me):
+            idle = time.monotonic() - self._owner_seen
+            if idle >= self.stall_seconds:
+                break
+            self._lock.wait(self.stall_seconds - idle)
+        ours = self._owner is me
+        self._owner, self._owner_seen = me, time.monotonic()
+        return ours
+
+    def _release(self, me: object) -> None:
+        """Give the context up if me still holds it (the lock held); wake the waiting."""
+        if self._owner is me:
+            self._owner = None
+        self._lock.notify_all()
 
     def _restore_prefix(self, ids: list[int]) -> None:
         """Load the longest kept prefix that ids start with when the context holds less of
@@ -111,23 +140,30 @@ class LlamaCppGenerator:
                              f"{self.llm.n_ctx()} including {max_new_tokens} for the reply")
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self.llm._model.vocab  # the library's own end-of-generation test uses it
-        with self._lock:
-            self._restore_prefix(ids)
-            tokens = self.llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
-                                       repeat_penalty=1.0)
-            try:
-                # Each step on the compute thread: ggml's OpenMP is the runtime torch loaded.
-                steps = iter(lambda: compute.run(next, tokens, None), None)
-                for count, token in enumerate(steps, 1):
-                    if llama_cpp.llama_vocab_is_eog(vocab, token):
-                        break
-                    text = decoder.decode(self.llm.detokenize([token]))
-                    if text:
-                        yield text
-                    if count >= max_new_tokens:
-                        break
-                tail = decoder.decode(b"", final=True)
-                if tail:
-                    yield tail
-            finally:
-                compute.run(tokens.close)
+        me = object()
+        done: list[int] = []  # the reply's tokens so far
+        tokens: Generator[int, Any, None] | None = None  # llama.cpp's, while the context is ours
+        try:
+            while len(done) < max_new_tokens:
+                with self._lock:
+                    if not self._claim(me) or tokens is None:  # fresh, or taken over meanwhile
+                        self._restore_prefix(ids + done)
+                        tokens = self.llm.generate(ids + done, temp=0.0, top_k=1, top_p=1.0,
+                                                   min_p=0.0, repeat_penalty=1.0)
+                    # Each step on the compute thread: ggml's OpenMP is the runtime torch loaded.
+                    token = compute.run(next, tokens, None)
+                    self._owner_seen = time.monotonic()
+                if token is None or llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                done.append(token)
+                text = decoder.decode(self.llm.detokenize([token]))
+                if text:
+                    yield text
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        finally:
+            with self._lock:
+                if self._owner is me and tokens is not None:
+                    compute.run(tokens.close)
+                self._release(me)

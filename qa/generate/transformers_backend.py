@@ -53,7 +53,8 @@ class TransformersRunner(torch.nn.Module):
 
 
 class TransformersGenerator:
-    """A chat model on the CPU from a converted folder, greedy, one request at a time.
+    """A chat model on the CPU from a converted folder, greedy; streams decode on caches of
+    their own, their steps taking turns on the compute thread.
 
     int8=False runs transformers' own forward on the bf16 weights (the baseline). int8=True
     runs the lean forward with int8 weights and float32 activations: about half the bytes per
@@ -166,36 +167,39 @@ class TransformersGenerator:
     def _decode(self, messages: list[Message], max_new_tokens: int, alternative: str | None,
                 stream: ReplyStream) -> Iterator[str]:
         ids = self.prompt_tokens(messages)
+        # The lock guards the kept caches only, never a suspended stream: each stream decodes
+        # on a copy of its own, so one that is left unread holds up no other.
         with self._lock:
             done, start = self._reusable(ids)
-            cache, logits = compute.run(self._prefill, ids[done:], start, done)
-            first = logits
-            new: list[int] = []
-            picked = 0.0  # the log-probabilities of the chosen tokens, summed
-            shown = ""
-            for _ in range(max_new_tokens):
-                token = int(logits.argmax())
-                if token in self._eos:
-                    break
-                new.append(token)
-                pending = compute.submit(self._forward, [token], cache)
-                picked += float(torch.log_softmax(logits.float(), -1)[token])
-                text = self._text(new)
-                if len(text) > len(shown) and not text.endswith("\ufffd"):  # whole characters
-                    yield text[len(shown):]
-                    shown = text
-                logits = pending.result()
+        cache, logits = compute.run(self._prefill, ids[done:], start, done)
+        first = logits
+        new: list[int] = []
+        picked = 0.0  # the log-probabilities of the chosen tokens, summed
+        shown = ""
+        for _ in range(max_new_tokens):
+            token = int(logits.argmax())
+            if token in self._eos:
+                break
+            new.append(token)
+            pending = compute.submit(self._forward, [token], cache)
+            picked += float(torch.log_softmax(logits.float(), -1)[token])
             text = self._text(new)
-            if len(text) > len(shown):
+            if len(text) > len(shown) and not text.endswith("\ufffd"):  # whole characters
                 yield text[len(shown):]
-            stream.reply_logprob = picked / len(new) if new else None
-            if alternative is not None and text != alternative:
-                reply = self._reply_tokens(messages, ids, alternative)
-                if reply:
-                    stream.alternative_logprob = compute.run(
-                        self._logprob, len(ids), first, copy.deepcopy(cache), reply)
-            # Kept for a next prompt that continues this conversation (only when the stream
-            # ran to its end: a closed one may still have a step running on the cache).
+                shown = text
+            logits = pending.result()
+        text = self._text(new)
+        if len(text) > len(shown):
+            yield text[len(shown):]
+        stream.reply_logprob = picked / len(new) if new else None
+        if alternative is not None and text != alternative:
+            reply = self._reply_tokens(messages, ids, alternative)
+            if reply:
+                stream.alternative_logprob = compute.run(
+                    self._logprob, len(ids), first, copy.deepcopy(cache), reply)
+        # Kept for a next prompt that continues this conversation (only when the stream
+        # ran to its end: a closed one may still have a step running on the cache).
+        with self._lock:
             self._last = (ids + new, cache, len(ids))
 
     def _text(self, ids: list[int]) -> str:

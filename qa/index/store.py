@@ -27,8 +27,8 @@ from qa.progress import Reporter, silent_reporter
 from qa.types import Chunk, Document
 
 FORMAT_VERSION = 1
-EMBED_GROUP = 256  # chunks per embedder call (one progress step)
 MANIFEST = "manifest.json"
+EMBED_BATCH = 64  # chunks embedded per compute-thread job
 DATA_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss",
               *(f"bm25/{name}" for name in BM25_FILES))
 
@@ -181,9 +181,11 @@ def _reusable_vectors(out: Path, record: dict[str, Any]) -> dict[str, np.ndarray
 
 def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
                 embedder: Embedder, report: Reporter = silent_reporter,
-                documents: list[Document] | None = None) -> BuildResult:
+                documents: list[Document] | None = None,
+                max_chunks: int | None = None) -> BuildResult:
     """Load, chunk and embed documents; write the index to out atomically (one build of the
-    same folder at a time)."""
+    same folder at a time). IndexLoadError, before any embedding, when there are more than
+    max_chunks chunks."""
     skipped: list[Skipped] = []
     if documents is None:
         documents, skipped = load_paths(paths)
@@ -194,29 +196,53 @@ def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
         out.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(_lock(out)):
             cleanup_leftovers(out)
-            return _build(documents, skipped, out, settings, embedder, report)
+            return _build(documents, skipped, out, settings, embedder, report, max_chunks)
     except OSError as exc:  # the folder or its lock file cannot be made
         raise IndexWriteError(f"could not write the index to {out}: "
                               f"{exc.strerror or exc}") from None
 
 
+def _within_chunks(per_doc: list[tuple[Document, list[Chunk]]], limit: int,
+                   skipped: list[Skipped]) -> tuple[list[tuple[Document, list[Chunk]]],
+                                                    list[Skipped]]:
+    """The documents, in order, while their chunks fit limit; the others skipped (an
+    IndexLoadError when none fits)."""
+    kept, total, skipped = [], 0, list(skipped)
+    for doc, chunks in per_doc:
+        if total + len(chunks) > limit:
+            skipped.append(Skipped(Path(doc.source), f"its {len(chunks)} passages would pass "
+                                                     f"the limit of {limit}; not indexed"))
+            continue
+        total += len(chunks)
+        kept.append((doc, chunks))
+    if not kept:
+        raise IndexLoadError(f"no document fits the limit of {limit} passages: "
+                             + "; ".join(f"{s.path}: {s.reason}" for s in skipped))
+    return kept, skipped
+
+
 def _build(documents: list[Document], skipped: list[Skipped], out: Path, settings: Settings,
-           embedder: Embedder, report: Reporter) -> BuildResult:
+           embedder: Embedder, report: Reporter, max_chunks: int | None = None) -> BuildResult:
     import faiss
 
     record = _settings_record(settings, embedder)
 
-    chunks = [c for doc in documents for c in chunk_document(
-        doc, embedder.token_offsets, settings.chunk_tokens, settings.chunk_overlap_tokens)]
+    per_doc = [(doc, chunk_document(doc, embedder.token_offsets, settings.chunk_tokens,
+                                    settings.chunk_overlap_tokens)) for doc in documents]
+    if max_chunks is not None:
+        per_doc, skipped = _within_chunks(per_doc, max_chunks, skipped)
+    documents = [doc for doc, _ in per_doc]
+    chunks = [c for _, doc_chunks in per_doc for c in doc_chunks]
     known = _reusable_vectors(out, record)
     # Similar lengths side by side: the embedder pads each batch to its longest text.
     todo = sorted((c.text for c in chunks if _text_key(c.text) not in known), key=len)
     fresh: dict[str, np.ndarray] = {}
-    for i in range(0, len(todo), EMBED_GROUP):
-        part = todo[i:i + EMBED_GROUP]
+    batch = EMBED_BATCH  # one compute-thread job each: an answer waits at most one batch
+    for i in range(0, len(todo), batch):
+        part = todo[i:i + batch]
         for text, vec in zip(part, embedder.encode(part), strict=True):
             fresh[_text_key(text)] = vec
-        report("Embedding chunks", min(i + EMBED_GROUP, len(todo)), len(todo))
+        report("Embedding chunks", min(i + batch, len(todo)), len(todo))
     keys = [_text_key(c.text) for c in chunks]
     vectors = np.stack([fresh[k] if k in fresh else known[k] for k in keys]).astype(np.float32)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +149,8 @@ def _extract(path: Path, data: bytes) -> _Text:
     return _Text(text, _markdown_title(text, path.stem))
 
 
-def _load_file(path: Path, source: str) -> tuple[Document | None, Skipped | None]:
+def load_file(path: Path, source: str) -> tuple[Document | None, Skipped | None]:
+    """The document read from path (None when skipped), and what was not read of it."""
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         shown = f"'{path.suffix}'" if path.suffix else "(no suffix)"
         return None, Skipped(path, f"unsupported file type {shown}")
@@ -199,8 +200,13 @@ def _walk(base: Path, folder: Path, seen: set[str]) -> Iterator[tuple[Path, str]
             yield path, path.relative_to(base).as_posix()
 
 
-def load_paths(paths: Sequence[str | Path]) -> tuple[list[Document], list[Skipped]]:
-    """Load files and folders (recursively); return documents sorted by source, and skips."""
+Reader = Callable[[Path, str], tuple[Document | None, Skipped | None]]
+
+
+def load_paths(paths: Sequence[str | Path], read: Reader = load_file,
+               ) -> tuple[list[Document], list[Skipped]]:
+    """Load files and folders (recursively) with read (default: in this process); return
+    documents sorted by source, and skips."""
     found: list[tuple[Document, Path]] = []
     skipped: list[Skipped] = []
     for raw in paths:
@@ -215,7 +221,7 @@ def load_paths(paths: Sequence[str | Path]) -> tuple[list[Document], list[Skippe
             if isinstance(item, Skipped):
                 skipped.append(item)
                 continue
-            doc, skip = _load_file(*item)
+            doc, skip = read(*item)
             if skip is not None:
                 skipped.append(skip)
             if doc is not None:

@@ -3,7 +3,9 @@ abuse bounds in front and errors answered in one JSON format."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,27 +18,45 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import QAError
+from qa.serve.keys import ApiKeys, ui_password
 from qa.serve.limits import GenerationSlots, RateLimiter
 from qa.serve.middleware import API_PREFIXES, ApiGuard, error_body
 from qa.serve.openai_api import router as openai_router
 from qa.serve.routes import ApiState, router
 from qa.serve.state import Models
+from qa.serve.uploads import UploadStore
 
 log = logging.getLogger("qa.serve")
 
 
 def create_api(qa: QA, models: Models | None = None, settings: Settings | None = None, *,
-               ui: Any = None, mount_ui: bool = True, note: str = "") -> FastAPI:
+               ui: Any = None, mount_ui: bool = True, note: str = "",
+               environ: dict[str, str] | None = None) -> FastAPI:
     """The ASGI app: /api/*, /widget.js, /widget/demo and (mount_ui) the Gradio UI at / (the
-    packaged chat app when `ui` is not given). Limits come from settings (default: qa's)."""
+    packaged chat app when `ui` is not given). Limits come from settings (default: qa's), the
+    API keys and the UI's password from environ (default: os.environ; qa.serve.keys)."""
     settings = settings or qa.settings
+    keys = ApiKeys.from_env(environ)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    store = UploadStore(settings, qa.embedder) if mount_ui and ui is None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # visitors' uploads do not outlive the server
+            if store is not None:
+                store.close()
+
     app = FastAPI(title="Ask the documents API", docs_url="/api/docs", redoc_url=None,
+                  lifespan=lifespan,
                   openapi_url="/api/openapi.json",
                   description="Questions answered from the indexed documents, with citations.")
+    app.state.uploads = store  # the chat app's visitors' uploads (None without it)
     app.state.api = ApiState(qa, models, settings,
-                             GenerationSlots(settings.max_concurrent_generations), limiter)
-    app.add_middleware(ApiGuard, settings=settings, limiter=limiter)
+                             GenerationSlots(settings.max_concurrent_generations), limiter,
+                             keys)
+    app.add_middleware(ApiGuard, settings=settings, limiter=limiter, keys=keys)
     app.exception_handler(QAError)(_user_error)
     app.exception_handler(StarletteHTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_invalid)
@@ -48,8 +68,9 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
 
         from qa.serve.gradio_app import build_app
 
-        blocks = ui if ui is not None else build_app(qa, models, note=note)
-        gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False)
+        blocks = ui if ui is not None else build_app(qa, models, note=note, store=store)
+        gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False,
+                            auth=ui_password(environ))
     return app
 
 

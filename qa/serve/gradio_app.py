@@ -3,7 +3,9 @@ callbacks. `qa.serve.api.create_api` mounts it with the API and the widget."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -13,7 +15,7 @@ from qa.answer.pipeline import QA
 from qa.errors import QAError, QuestionError
 from qa.serve import html as ui
 from qa.serve.state import Models, installed_models
-from qa.serve.uploads import Uploads, index_uploads
+from qa.serve.uploads import Uploads, UploadStore
 from qa.types import Answer, Message
 
 log = logging.getLogger("qa.serve")
@@ -38,11 +40,13 @@ class ChatHandlers:
     """The app's callbacks over one pipeline and its models; per-visitor state (the answers so
     far, the uploads) comes in and goes out through Gradio's State."""
 
-    def __init__(self, qa: QA, models: Models, note: str = "") -> None:
-        self.qa, self.models, self.note = qa, models, note
+    def __init__(self, qa: QA, models: Models, store: UploadStore, note: str = "") -> None:
+        self.qa, self.models, self.store, self.note = qa, models, store, note
 
     def status(self, uploads: Uploads | None) -> str:
         """The status line for the visitor's documents."""
+        if uploads is not None and uploads.removed:
+            uploads = None
         index = uploads.index if uploads else self.qa.index
         sources = [d.source for d in index.documents.values()]
         extra = (self.note if uploads is None
@@ -75,6 +79,14 @@ class ChatHandlers:
                     "and ask again.")})
             yield question, chat, _panel(answers, show_scores), answers
             return
+        if uploads is not None and uploads.removed:
+            chat.append({"role": "assistant", "content": ui.message_html(
+                f"Sorry, your uploaded documents are gone: {uploads.removed}. Upload them "
+                "again, or use the default documents.")})
+            yield question, chat, _panel(answers, show_scores), answers
+            return
+        if uploads is not None:
+            self.store.touch(uploads)
         turn = len(answers) + 1
         model = model or qa.settings.model
         step = self.models.state if model == qa.settings.model else "first use"
@@ -87,21 +99,24 @@ class ChatHandlers:
         query, text = question, ""
         try:
             pipeline = self.models.pipeline(model, uploads.index if uploads else None)
-            for event in pipeline.stream(question, _history(answers), int(top_k)):
-                if event.kind == "query":
-                    query = event.text
-                elif event.kind == "hits":
-                    pending = ui.searching_html(question, query, event.hits, turn, show_scores)
-                elif event.kind == "token":
-                    text += event.text
-                    chat[-1] = {"role": "assistant", "content": ui.answer_html(text, turn)}
-                elif event.answer is not None:
-                    answer = event.answer
-                    answers.append(answer)
-                    chat[-1] = {"role": "assistant", "content": ui.answer_html(
-                        answer.text, turn, answer.citations, answer.refused, answer.short)}
-                    pending = ""
-                yield "", chat, _panel(answers, show_scores, pending), answers
+            # Closed explicitly when Gradio closes this generator (the tab went away).
+            with contextlib.closing(pipeline.stream(question, _history(answers),
+                                                    int(top_k))) as events:
+                for event in events:
+                    if event.kind == "query":
+                        query = event.text
+                    elif event.kind == "hits":
+                        pending = ui.searching_html(question, query, event.hits, turn, show_scores)
+                    elif event.kind == "token":
+                        text += event.text
+                        chat[-1] = {"role": "assistant", "content": ui.answer_html(text, turn)}
+                    elif event.answer is not None:
+                        answer = event.answer
+                        answers.append(answer)
+                        chat[-1] = {"role": "assistant", "content": ui.answer_html(
+                            answer.text, turn, answer.citations, answer.refused, answer.short)}
+                        pending = ""
+                    yield "", chat, _panel(answers, show_scores, pending), answers
         except QAError as exc:  # meant for the user
             chat[-1] = {"role": "assistant",
                         "content": ui.message_html(f"Sorry, answering failed: {exc}")}
@@ -127,20 +142,21 @@ class ChatHandlers:
                     self.status(uploads), gr.skip(), gr.skip(), gr.skip())
         try:
             progress(0, desc="Indexing your documents")
-            new = index_uploads(files, self.qa.settings, self.qa.embedder, report)
+            new = self.store.index(files, report)
         except QAError as exc:  # a limit broken, no usable text, a full disk
             return (ui.message_html(str(exc)), uploads, self.status(uploads), gr.skip(),
                     gr.skip(), gr.skip())
         if uploads is not None:
-            uploads.close()
+            self.store.release(uploads)
         names, count = ", ".join(new.names), len(new.index.chunks)
+        left_out = "".join(f" Not indexed: {line}." for line in new.skipped)
         done = ui.message_html(f"Indexed {names} ({count} passage{'s' if count != 1 else ''}). "
-                               "Questions now use only your documents.", "info")
+                               f"Questions now use only your documents.{left_out}", "info")
         return done, new, self.status(new), [], EMPTY_SOURCES, []
 
     def use_default(self, uploads: Uploads | None) -> tuple[Any, ...]:
         if uploads is not None:
-            uploads.close()
+            self.store.release(uploads)
         return (ui.message_html("Using the default documents again.", "info"), None,
                 self.status(None), [], EMPTY_SOURCES, [])
 
@@ -148,12 +164,16 @@ class ChatHandlers:
         return _panel(answers or [], show_scores)
 
 
-def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks:
-    """The chat app over qa, not launched; loads the model in the background if not given."""
+def build_app(qa: QA, models: Models | None = None, note: str = "",
+              store: UploadStore | None = None) -> gr.Blocks:
+    """The chat app over qa, not launched; loads the model in the background if not given,
+    and keeps visitors' uploads in store (default: its own, closed with the app)."""
     if models is None:
         models = Models(qa)
         models.load_in_background()
-    handlers = ChatHandlers(qa, models, note)
+    own = store is None
+    store = store or UploadStore(qa.settings, qa.embedder)
+    handlers = ChatHandlers(qa, models, store, note)
     titles = [d.title or d.source for d in qa.index.documents.values()]
     title = ui.app_title(titles)
     limit = qa.settings.max_question_chars
@@ -167,7 +187,8 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
         gr.HTML(f"<h1>{ui.esc(title)}</h1>")
         status_line = gr.HTML(handlers.status(None), label="Status", elem_id="qa-status")
         answers = gr.State([])
-        uploads = gr.State(None, time_to_live=6 * 3600, delete_callback=_close_uploads)
+        uploads = gr.State(None, time_to_live=store.idle_seconds,
+                           delete_callback=store.release)
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=460, latex_delimiters=[],
@@ -222,9 +243,6 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
                              api_name="use_default").then(
             handlers.examples, uploads, examples, queue=False)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    if own:
+        weakref.finalize(demo, store.close)
     return cast(gr.Blocks, demo)
-
-
-def _close_uploads(uploads: Uploads | None) -> None:
-    if uploads is not None:
-        uploads.close()

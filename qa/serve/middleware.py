@@ -1,5 +1,5 @@
-"""The ASGI middleware in front of /api/ and /v1/: CORS allow-list, rate limit, JSON content
-type and body size, answered before any route runs."""
+"""The ASGI middleware in front of /api/ and /v1/: CORS allow-list, API keys, rate limit, JSON
+content type and body size, answered before any route runs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.config import Settings
+from qa.serve.keys import ApiKeys
 from qa.serve.limits import OriginPolicy, RateLimiter, retry_after
 
 MAX_BODY_BYTES = 256 * 1024  # a question, a bounded history and JSON escaping fit easily
 ASK_PATHS = ("/api/ask", "/api/ask/stream", "/api/search", "/v1/chat/completions")  # limited
 API_PREFIXES = ("/api/", "/v1/")  # the JSON APIs: ours, and ours for OpenAI clients
+UNAUTHORIZED = "a valid API key is required (Authorization: Bearer KEY)"
+PREFLIGHT_HEADERS = {"content-type", "accept", "last-event-id", "authorization"}
 
 
 def error_body(path: str, message: str, status: int) -> dict[str, Any]:
@@ -51,11 +54,13 @@ def client_address(scope: Scope, proxy_hops: int) -> str:
 
 
 class ApiGuard:
-    """ASGI middleware for /api/ and /v1/: CORS allow-list, rate limit, JSON content type,
-    body size."""
+    """ASGI middleware for /api/ and /v1/: CORS allow-list, API keys, rate limit, JSON
+    content type, body size."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter,
+                 keys: ApiKeys | None = None) -> None:
         self.app, self.settings, self.limiter = app, settings, limiter
+        self.keys = keys or ApiKeys()
         self.policy = OriginPolicy(settings.origins())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,6 +86,11 @@ class ApiGuard:
                                       *((k.lower().encode(), v.encode()) for k, v in cors.items())]
             await send(message)
 
+        if not self.keys.allows(headers.get("authorization", ""), path, allowed):
+            # The same reply for a missing, malformed or wrong key.
+            await _send_json(send_cors, 401, error_body(path, UNAUTHORIZED, 401),
+                             {"WWW-Authenticate": "Bearer"})
+            return
         if method == "POST" and path in ASK_PATHS:
             wait = self.limiter.acquire(client_address(scope, self.settings.proxy_hops))
             if wait > 0:
@@ -104,13 +114,14 @@ class ApiGuard:
         asked = {h.strip().lower() for h in headers.get("access-control-request-headers", "")
                  .split(",") if h.strip()}
         ok = allowed and headers["access-control-request-method"] in ("GET", "POST") and asked \
-            <= {"content-type", "accept", "last-event-id"}
+            <= PREFLIGHT_HEADERS
         if not ok:  # no CORS headers at all: the browser refuses the request
             await _send_json(send, 403, {"error": "this origin may not use the API"},
                              {"Vary": "Origin"})
             return
         cors |= {"Access-Control-Allow-Methods": "GET, POST",
-                 "Access-Control-Allow-Headers": "Content-Type, Accept, Last-Event-ID",
+                 "Access-Control-Allow-Headers": "Content-Type, Accept, Last-Event-ID, "
+                                                 "Authorization",
                  "Access-Control-Max-Age": "600"}
         raw = [(k.lower().encode(), v.encode()) for k, v in cors.items()]
         await send({"type": "http.response.start", "status": 204, "headers": raw})

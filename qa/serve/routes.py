@@ -6,7 +6,7 @@ Handlers get the running server's state through FastAPI's dependencies (`Runtime
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +20,7 @@ from qa.answer.questions import check_question
 from qa.config import Settings
 from qa.errors import QAError
 from qa.generate.registry import describe
+from qa.serve.keys import ApiKeys
 from qa.serve.limits import GenerationSlots, RateLimiter, retry_after
 from qa.serve.state import Models
 from qa.serve.streaming import Generation, sse_stream
@@ -71,13 +72,14 @@ class ApiError(QAError):
 @dataclass(frozen=True)
 class ApiState:
     """What the routes work with: the pipeline, the model registry (None: the model loads on
-    the first question) and the limits of the running server."""
+    the first question), the limits and the API keys of the running server."""
 
     qa: QA
     models: Models | None
     settings: Settings
     slots: GenerationSlots
     limiter: RateLimiter
+    keys: ApiKeys = field(default_factory=ApiKeys)
 
 
 def _state(request: Request) -> ApiState:
@@ -197,6 +199,10 @@ async def widget_js() -> Response:
 
 
 @router.get("/widget/demo", include_in_schema=False)
-async def widget_demo(request: Request) -> HTMLResponse:
+async def widget_demo(request: Request, state: Runtime) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
-    return HTMLResponse(_DEMO_PAGE.replace("{{BASE}}", html.escape(base)))
+    key = state.keys.publishable  # publishable: made for pages; "" when there is none
+    attribute = f' data-key="{html.escape(key)}"' if key else ""
+    return HTMLResponse(_DEMO_PAGE.replace("{{BASE}}", html.escape(base))
+                        .replace("{{KEY_SNIPPET}}", html.escape(attribute))
+                        .replace("{{KEY}}", attribute))

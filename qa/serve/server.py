@@ -15,6 +15,7 @@ from qa.errors import QAError, SettingsError
 from qa.generate.registry import check_model
 from qa.index.embedding import Embedder
 from qa.serve.api import create_api
+from qa.serve.keys import ApiKeys
 from qa.serve.starting import StartingApp
 from qa.serve.state import LoadProgress, Models, open_index
 
@@ -32,6 +33,7 @@ def serve(host: str, port: int, settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     settings = settings or Settings.from_env()  # invalid values stop here, before the port opens
     check_model(settings)  # and own model files that cannot run
+    ApiKeys.from_env()  # and API keys too short to be keys
     progress = LoadProgress()
 
     def build() -> FastAPI:

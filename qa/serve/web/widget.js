@@ -2,7 +2,8 @@
  *   <script src="https://HOST/widget.js" data-title="Ask about the documents" defer></script>
  * Options (data-* on the script tag or on a <qa-chat-widget> element): data-title,
  * data-position (bottom-right | bottom-left), data-accent (a CSS colour), data-open (true),
- * data-api (API base URL; default: where this script came from), data-placeholder,
+ * data-api (API base URL; default: where this script came from), data-key (the service's
+ * publishable widget key, when its API requires keys), data-placeholder,
  * data-auto="false" (do not add the element; place <qa-chat-widget> yourself).
  * Styling: CSS custom properties on qa-chat-widget, e.g. --qa-accent, --qa-font, --qa-width.
  * Plain JavaScript, no dependencies. Model text only ever becomes text nodes; links are
@@ -129,6 +130,7 @@
       this.api = api.replace(/\/+$/, "");
       this.title_ = opts.title || "Ask the documents";
       this.key = "qa-widget:" + this.api;
+      this.apiKey = opts.key || "";
       this.state = this.load();
       if (opts.accent && window.CSS && window.CSS.supports("color", opts.accent)) {
         this.style.setProperty("--qa-accent-data", opts.accent);
@@ -332,10 +334,12 @@
       var controller = this.controller = new AbortController();
       this.setBusy(true);
       var self = this, done = false;
+      var headers = { "Content-Type": "application/json", "Accept": "text/event-stream" };
+      if (this.apiKey) headers.Authorization = "Bearer " + this.apiKey;
       try {
         var reply = await fetch(this.api + "/api/ask/stream", {
           method: "POST", mode: "cors", credentials: "omit", signal: controller.signal,
-          headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
+          headers: headers,
           body: JSON.stringify({ question: question, history: history })
         });
         if (!reply.ok) throw new Error(await this.problem(reply));
