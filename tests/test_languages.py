@@ -69,7 +69,7 @@ def test_a_french_question_is_searched_in_english_and_answered_in_french(
     assert "full membership to\xa0India and Pakistan" in answer.citations[0].snippet
     translate_question, answer_prompt, translate_answer = generator.calls
     assert "into English" in translate_question[0]["content"]
-    assert translate_question[1]["content"] == MEMBERS_FR
+    assert translate_question[-1]["content"] == MEMBERS_FR
     assert MEMBERS_EN in answer_prompt[-1]["content"]
     assert "into French" in translate_answer[0]["content"]
     assert translate_answer[1]["content"] == ANSWER_EN

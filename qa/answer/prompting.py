@@ -26,8 +26,16 @@ REWRITE_SYSTEM = (
 )
 
 QUESTION_TRANSLATION_SYSTEM = (
-    "Translate the user's question into {language}. Keep names, numbers and dates exactly as "
-    "written. Reply with the translated question only."
+    "Translate the user's question into {language}. Write the names of organisations, places "
+    "and people the way {language} texts write them, expand no abbreviation you do not know, "
+    "and keep numbers and dates. Reply with the translated question only."
+)
+# Worked examples for questions into English: small models keep a foreign abbreviation (OTAN)
+# or guess at one without them. Made up, like EXAMPLE_PASSAGES.
+QUESTION_TRANSLATION_EXAMPLES = (
+    ("Où se trouve le siège de l'OTAN ?", "Where are the headquarters of NATO?"),
+    ("Когда ЕС подписал соглашение с Канадой?", "When did the EU sign the agreement with Canada?"),
+    ("世界卫生组织的总干事是谁？", "Who is the Director-General of the World Health Organization?"),
 )
 
 ANSWER_TRANSLATION_SYSTEM = (
@@ -110,8 +118,12 @@ def rewrite_messages(question: str, history: list[Message]) -> list[Message]:
 def translation_messages(text: str, language: str, answer: bool = False) -> list[Message]:
     """Chat messages asking for a question (or, with `answer`, a cited answer) in language."""
     system = ANSWER_TRANSLATION_SYSTEM if answer else QUESTION_TRANSLATION_SYSTEM
-    return [{"role": "system", "content": system.format(language=language)},
-            {"role": "user", "content": text.strip()}]
+    messages: list[Message] = [{"role": "system", "content": system.format(language=language)}]
+    if not answer and language == "English":
+        for asked, english in QUESTION_TRANSLATION_EXAMPLES:
+            messages += [{"role": "user", "content": asked},
+                         {"role": "assistant", "content": english}]
+    return [*messages, {"role": "user", "content": text.strip()}]
 
 
 def looks_like_refusal(text: str) -> bool:
