@@ -21,6 +21,8 @@ from qa.serve.middleware import API_PREFIXES, ApiGuard, error_body
 from qa.serve.openai_api import router as openai_router
 from qa.serve.routes import ApiState, router
 from qa.serve.state import Models
+from qa.serve.uploaded_pdfs import UploadedPdfs
+from qa.serve.uploaded_pdfs import router as pdf_router
 
 log = logging.getLogger("qa.serve")
 
@@ -28,7 +30,8 @@ log = logging.getLogger("qa.serve")
 def create_api(qa: QA, models: Models | None = None, settings: Settings | None = None, *,
                ui: Any = None, mount_ui: bool = True, note: str = "") -> FastAPI:
     """The ASGI app: /api/*, /widget.js, /widget/demo and (mount_ui) the Gradio UI at / (the
-    packaged chat app when `ui` is not given). Limits come from settings (default: qa's)."""
+    packaged chat app when `ui` is not given, with its uploaded PDFs at /uploaded/). Limits
+    come from settings (default: qa's)."""
     settings = settings or qa.settings
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app = FastAPI(title="Ask the documents API", docs_url="/api/docs", redoc_url=None,
@@ -43,12 +46,15 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     app.exception_handler(Exception)(_bug)
     app.include_router(router)
     app.include_router(openai_router)  # /v1/: our answers for OpenAI clients
+    app.state.uploaded_pdfs = UploadedPdfs()
+    app.include_router(pdf_router)
     if mount_ui:
         import gradio as gr
 
         from qa.serve.gradio_app import build_app
 
-        blocks = ui if ui is not None else build_app(qa, models, note=note)
+        blocks = ui if ui is not None else build_app(qa, models, note=note,
+                                                     pdfs=app.state.uploaded_pdfs)
         gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False)
     return app
 

@@ -13,6 +13,7 @@ from qa.answer.pipeline import QA
 from qa.errors import QAError, QuestionError
 from qa.serve import html as ui
 from qa.serve.state import Models, installed_models
+from qa.serve.uploaded_pdfs import UploadedPdfs, links
 from qa.serve.uploads import Uploads, index_uploads
 from qa.types import Answer, Message
 
@@ -28,18 +29,27 @@ def _history(answers: list[Answer]) -> list[Message]:
                                          {"role": "assistant", "content": a.text})]
 
 
-def _panel(answers: list[Answer], show_scores: bool, pending: str = "") -> str:
-    """The Sources panel: the answer under way, then earlier turns, newest first."""
-    turns = [ui.sources_html(a, i, show_scores) for i, a in enumerate(answers, 1)]
+def _panel(answers: list[Answer], show_scores: bool, pending: str = "",
+           uploads: Uploads | None = None) -> str:
+    """The Sources panel: the answer under way, then earlier turns, newest first; citations
+    into the uploads' PDFs link their page."""
+    pdfs = links(uploads)
+    turns = [ui.sources_html(a, i, show_scores, pdfs) for i, a in enumerate(answers, 1)]
     return (pending + "".join(reversed(turns))) or EMPTY_SOURCES
 
 
 class ChatHandlers:
     """The app's callbacks over one pipeline and its models; per-visitor state (the answers so
-    far, the uploads) comes in and goes out through Gradio's State."""
+    far, the uploads) comes in and goes out through Gradio's State. Uploaded PDFs are linked
+    from the Sources panel only when `pdfs` (the server's route to them) is given."""
 
-    def __init__(self, qa: QA, models: Models, note: str = "") -> None:
-        self.qa, self.models, self.note = qa, models, note
+    def __init__(self, qa: QA, models: Models, note: str = "",
+                 pdfs: UploadedPdfs | None = None) -> None:
+        self.qa, self.models, self.note, self.pdfs = qa, models, note, pdfs
+
+    def _panel(self, answers: list[Answer], show_scores: bool, uploads: Uploads | None,
+               pending: str = "") -> str:
+        return _panel(answers, show_scores, pending, uploads if self.pdfs else None)
 
     def status(self, uploads: Uploads | None) -> str:
         """The status line for the visitor's documents."""
@@ -73,7 +83,7 @@ class ChatHandlers:
                 chat.append({"role": "assistant", "content": ui.message_html(
                     f"Sorry, {exc}. Please shorten the question to at most {limit} characters "
                     "and ask again.")})
-            yield question, chat, _panel(answers, show_scores), answers
+            yield question, chat, self._panel(answers, show_scores, uploads), answers
             return
         turn = len(answers) + 1
         model = model or qa.settings.model
@@ -83,7 +93,7 @@ class ChatHandlers:
         chat += [{"role": "user", "content": ui.question_html(question)},
                  {"role": "assistant", "content": waiting or "…"}]
         pending = ui.searching_html(question, "", [], turn)
-        yield "", chat, _panel(answers, show_scores, pending), answers
+        yield "", chat, self._panel(answers, show_scores, uploads, pending), answers
         query, text = question, ""
         try:
             pipeline = self.models.pipeline(model, uploads.index if uploads else None)
@@ -101,16 +111,16 @@ class ChatHandlers:
                     chat[-1] = {"role": "assistant", "content": ui.answer_html(
                         answer.text, turn, answer.citations, answer.refused, answer.short)}
                     pending = ""
-                yield "", chat, _panel(answers, show_scores, pending), answers
+                yield "", chat, self._panel(answers, show_scores, uploads, pending), answers
         except QAError as exc:  # meant for the user
             chat[-1] = {"role": "assistant",
                         "content": ui.message_html(f"Sorry, answering failed: {exc}")}
-            yield question, chat, _panel(answers, show_scores), answers
+            yield question, chat, self._panel(answers, show_scores, uploads), answers
         except Exception:  # a bug: logged in full, no internals shown
             log.exception("answering %r failed", question)
             chat[-1] = {"role": "assistant", "content": ui.message_html(
                 "Sorry, answering failed (an internal error; the server log has the details).")}
-            yield question, chat, _panel(answers, show_scores), answers
+            yield question, chat, self._panel(answers, show_scores, uploads), answers
 
     def clear(self) -> tuple[Any, ...]:
         return "", [], EMPTY_SOURCES, []
@@ -133,6 +143,8 @@ class ChatHandlers:
                     gr.skip(), gr.skip())
         if uploads is not None:
             uploads.close()
+        if self.pdfs is not None:
+            self.pdfs.add(new)
         names, count = ", ".join(new.names), len(new.index.chunks)
         done = ui.message_html(f"Indexed {names} ({count} passage{'s' if count != 1 else ''}). "
                                "Questions now use only your documents.", "info")
@@ -144,16 +156,19 @@ class ChatHandlers:
         return (ui.message_html("Using the default documents again.", "info"), None,
                 self.status(None), [], EMPTY_SOURCES, [])
 
-    def rerender(self, answers: list[Answer], show_scores: bool) -> str:
-        return _panel(answers or [], show_scores)
+    def rerender(self, answers: list[Answer], show_scores: bool,
+                 uploads: Uploads | None) -> str:
+        return self._panel(answers or [], show_scores, uploads)
 
 
-def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks:
-    """The chat app over qa, not launched; loads the model in the background if not given."""
+def build_app(qa: QA, models: Models | None = None, note: str = "",
+              pdfs: UploadedPdfs | None = None) -> gr.Blocks:
+    """The chat app over qa, not launched; loads the model in the background if not given.
+    pdfs: where the server keeps uploaded PDFs for its route to them (none: no page links)."""
     if models is None:
         models = Models(qa)
         models.load_in_background()
-    handlers = ChatHandlers(qa, models, note)
+    handlers = ChatHandlers(qa, models, note, pdfs)
     titles = [d.title or d.source for d in qa.index.documents.values()]
     title = ui.app_title(titles)
     limit = qa.settings.max_question_chars
@@ -209,7 +224,7 @@ def build_app(qa: QA, models: Models | None = None, note: str = "") -> gr.Blocks
         cleared = [question, chatbot, sources, answers]
         clear_button.click(handlers.clear, None, cleared, api_name="clear", queue=False)
         chatbot.clear(handlers.clear, None, cleared, api_name="clear_chat", queue=False)
-        show_scores.change(handlers.rerender, [answers, show_scores], sources,
+        show_scores.change(handlers.rerender, [answers, show_scores, uploads], sources,
                            api_name="show_scores", queue=False)
         timer.tick(handlers.tick, uploads, [status_line, timer, examples], api_name="status",
                    queue=False, show_progress="hidden")

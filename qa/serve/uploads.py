@@ -1,13 +1,14 @@
 """One browser session's own index of uploaded documents: limits checked, files copied to a
-temporary folder of its own and indexed there."""
+temporary folder of its own and indexed there; its PDFs get random ids for the browser's viewer."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.config import Settings
@@ -18,6 +19,7 @@ from qa.ingest.corpus import SUPPORTED_SUFFIXES
 from qa.progress import Reporter, silent_reporter
 
 UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
+PDF_MAGIC = b"%PDF-"
 
 
 @dataclass
@@ -27,9 +29,12 @@ class Uploads:
     folder: Path
     index: Index
     names: list[str]
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    pdfs: dict[str, str] = field(default_factory=dict)  # random id -> name, of the PDF files
 
     def close(self) -> None:
         """Delete the session's files."""
+        self.pdfs.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -70,4 +75,11 @@ def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Emb
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Uploads(folder=folder, index=result.index, names=names)
+    pdfs = {secrets.token_urlsafe(16): name for name in dict.fromkeys(names)
+            if _is_pdf(docs / name)}
+    return Uploads(folder=folder, index=result.index, names=names, pdfs=pdfs)
+
+
+def _is_pdf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return path.suffix.lower() == ".pdf" and fh.read(len(PDF_MAGIC)) == PDF_MAGIC
