@@ -9,7 +9,7 @@ import random
 import pytest
 
 from qa.cli import main
-from qa.eval.generate import facts, generate_questions, parse_pair, sentences
+from qa.eval.generate import facts, generate_questions, locate, parse_pair, sentences
 from qa.eval.qa_eval import read_questions
 from qa.generate.registry import load_generator
 from tests.conftest import ROOT
@@ -35,6 +35,29 @@ def test_parse_pair_keeps_only_verbatim_answers() -> None:
     assert parse_pair("Question: What does the sentence say about cranes?\nAnswer: pier seven",
                       SENTENCE) == "no usable question"
     assert parse_pair("Question: How much does the crane lift?", SENTENCE) == "no short answer"
+
+
+def test_an_answer_is_found_case_punctuation_and_spacing_aside_and_copied() -> None:
+    sentence = "Ties with the UN Secretariat and Office of\xa0Counter-Terrorism grew, UNESCO's too."
+    assert locate("office of counter terrorism.", sentence) == "Office of\xa0Counter-Terrorism"
+    assert locate("\"UN Secretariat\"", sentence) == "UN Secretariat"
+    assert locate("UNESCO", sentence) == "UNESCO"
+    assert locate("ESCO", sentence) == ""  # whole words only
+    assert locate("Secretariat Office", sentence) == ""  # in a row
+    assert locate("...", sentence) == ""
+
+
+def test_a_reply_without_an_answer_has_its_question_answered_from_the_sentence(
+        corpus_index, embedder, settings) -> None:
+    pool = sentences(corpus_index)
+    random.Random(0).shuffle(pool)  # the order generate_questions samples them in (seed 0)
+    words = pool[0].text.rstrip(".").split()
+    question = "Which words stand at its end, in its own order?"
+    generator = ScriptedGenerator(f"Question: {question}", f"“{' '.join(words[-2:]).upper()}”")
+    made = generate_questions(corpus_index, generator, embedder, settings, n=1,
+                              unanswerable=0)
+    assert [(r["q"], r["answers"]) for r in made.rows] == [(question, [" ".join(words[-2:])])]
+    assert generator.calls[1][-1]["content"] == f"Sentence: {pool[0].text}\nQuestion: {question}"
 
 
 def test_generated_rows_are_a_question_file(tmp_path, corpus_index, embedder,
