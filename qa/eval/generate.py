@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +63,7 @@ _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 MAX_ANSWER_WORDS = 12
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
-ROUNDS = 6  # requests for a question about one sentence, at most
+ROUNDS = 6  # questions asked of one sentence at most, each for a fact not asked before
 # Names, numbers and dates of a sentence: what a later question about it is asked to be about.
 _FACT = re.compile(r"\d[\d,.]*(?:\s+[A-Z][a-z]+)?(?:\s+\d{4})?|"
                    r"[A-Z][\w-]*(?:\s+(?:of\s+|the\s+|and\s+)?[A-Z][\w-]*)*")
@@ -110,13 +109,10 @@ def facts(sentence: str) -> list[str]:
     return list(dict.fromkeys(f for f in found if len(f) > 1))
 
 
-def pair_messages(sentence: str, about: str = "", others: Sequence[str] = ()) -> list[Message]:
+def pair_messages(sentence: str, about: str = "") -> list[Message]:
     """Chat messages asking for a question and its answer phrase about sentence (about a
-    given fact of it, or other than the questions given, when given)."""
+    given fact of it, when one is given)."""
     hint = f"\nAsk about: {about}" if about else ""
-    if others:
-        hint += (f"\nAlready asked: {' '.join(others)}\nAsk a different question, with a "
-                 "different answer.")
     return [{"role": "system", "content": PAIR_SYSTEM}, *_PAIR_SHOT,
             {"role": "user", "content": f"Sentence: {sentence}{hint}"}]
 
@@ -186,11 +182,10 @@ def _ask(generator: Generator, messages: list[Message], tokens: int) -> str:
         pieces.close()
 
 
-def _pair(generator: Generator, sentence: str, about: str,
-          others: Sequence[str]) -> tuple[str, str] | str:
+def _pair(generator: Generator, sentence: str, about: str) -> tuple[str, str] | str:
     """The model's question about sentence and its answer phrase, or why none is kept; a
     reply without an answer has its question answered from the sentence in a second request."""
-    parsed = parse_question(_ask(generator, pair_messages(sentence, about, others), 64))
+    parsed = parse_question(_ask(generator, pair_messages(sentence, about), 64))
     if isinstance(parsed, str):
         return parsed
     question, answer = parsed
@@ -212,26 +207,20 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
     out = Generated()
     seen: set[str] = set()
     asked: dict[str, list[str]] = {s.text: [] for s in pool}
-    kept: dict[str, list[str]] = {s.text: [] for s in pool}  # its questions written so far
-    listed: dict[str, int] = {s.text: 0 for s in pool}  # how many the last request listed
     for round_ in range(ROUNDS):
         for sentence in pool:
             if out.answerable >= wanted:
                 break
-            # First the model's own pick of a fact; then a name or number not asked about;
-            # then a question other than those written (the same request would get the same
-            # reply, so only when one more was written since).
+            # First the model's own pick of a fact; then a name or number not asked about.
             before = [a.lower() for a in asked[sentence.text]]
             left = [f for f in facts(sentence.text)
                     if not any(f.lower() in a or a in f.lower() for a in before)]
-            about = left[0] if round_ and left else ""
-            others = kept[sentence.text] if round_ and not about else []
-            if round_ and not about and len(others) in (0, listed[sentence.text]):
+            if round_ and not left:
                 continue
-            listed[sentence.text] = len(others)
+            about = left[0] if round_ else ""
             if about:
                 asked[sentence.text].append(about)  # asked once, answered or not
-            parsed = _pair(generator, sentence.text, about, others)
+            parsed = _pair(generator, sentence.text, about)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
                 continue
@@ -241,7 +230,6 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
                 continue
             seen.add(question.lower())
             asked[sentence.text].append(answer)
-            kept[sentence.text].append(question)
             report("Writing questions", len(out.rows) + 1, n)
             row: dict[str, Any] = {
                 "id": f"g{out.answerable + 1:03d}", "q": question, "answers": [answer],
