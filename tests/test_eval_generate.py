@@ -9,7 +9,7 @@ import random
 import pytest
 
 from qa.cli import main
-from qa.eval.generate import facts, generate_questions, parse_pair, sentences
+from qa.eval.generate import facts, generate_questions, locate, parse_pair, sentences
 from qa.eval.qa_eval import read_questions
 from qa.generate.registry import load_generator
 from tests.conftest import ROOT
@@ -35,6 +35,29 @@ def test_parse_pair_keeps_only_verbatim_answers() -> None:
     assert parse_pair("Question: What does the sentence say about cranes?\nAnswer: pier seven",
                       SENTENCE) == "no usable question"
     assert parse_pair("Question: How much does the crane lift?", SENTENCE) == "no short answer"
+
+
+def test_an_answer_is_found_case_punctuation_and_spacing_aside_and_copied() -> None:
+    sentence = "Ties with the UN Secretariat and Office of\xa0Counter-Terrorism grew, UNESCO's too."
+    assert locate("office of counter terrorism.", sentence) == "Office of\xa0Counter-Terrorism"
+    assert locate("\"UN Secretariat\"", sentence) == "UN Secretariat"
+    assert locate("UNESCO", sentence) == "UNESCO"
+    assert locate("ESCO", sentence) == ""  # whole words only
+    assert locate("Secretariat Office", sentence) == ""  # in a row
+    assert locate("...", sentence) == ""
+
+
+def test_a_reply_without_an_answer_has_its_question_answered_from_the_sentence(
+        corpus_index, embedder, settings) -> None:
+    pool = sentences(corpus_index)
+    random.Random(0).shuffle(pool)  # the order generate_questions samples them in (seed 0)
+    words = pool[0].text.rstrip(".").split()
+    question = "Which words stand at its end, in its own order?"
+    generator = ScriptedGenerator(f"Question: {question}", f"“{' '.join(words[-2:]).upper()}”")
+    made = generate_questions(corpus_index, generator, embedder, settings, n=1,
+                              unanswerable=0)
+    assert [(r["q"], r["answers"]) for r in made.rows] == [(question, [" ".join(words[-2:])])]
+    assert generator.calls[1][-1]["content"] == f"Sentence: {pool[0].text}\nQuestion: {question}"
 
 
 def test_generated_rows_are_a_question_file(tmp_path, corpus_index, embedder,
@@ -81,13 +104,14 @@ def test_eval_generate_on_the_default_corpus_with_the_small_model(tmp_path, corp
                                                                   settings, capsys) -> None:
     load_generator("qwen2.5-coder-0.5b", settings.cache_dir)  # converted once, cached
     out = tmp_path / "questions.jsonl"
+    # The defaults a user gets (--n 50, --unanswerable 0.2) but the small model.
     assert main(["eval", "generate", "--index", str(corpus_index.path), "--out", str(out),
-                 "--n", "22", "--unanswerable", "0.1", "--model", "qwen2.5-coder-0.5b"]) == 0
+                 "--model", "qwen2.5-coder-0.5b"]) == 0
     rows = read_questions(out)
     text = (ROOT / "corpus" / "sco-un-special-event-2018.txt").read_text(encoding="utf-8")
     valid = [r for r in rows if r["answers"] and r["answers"][0] in r["sentence"]
              and r["sentence"] in text]
-    assert len(valid) >= 10  # the issue asks for 20: missed with the 0.5B model (12)
+    assert len(valid) >= 16  # the issue asks for 20: missed with the 0.5B model (18)
     assert len(valid) == sum(1 for r in rows if r["answers"])  # every answerable one is valid
     assert all(r["kind"] == "unanswerable" and r["why"] for r in rows if not r["answers"])
     assert len({r["q"] for r in rows}) == len(rows)

@@ -37,11 +37,20 @@ UNANSWERABLE_SYSTEM = (
     "organisation or place, one that the question does not name. Reply with the new question "
     "only."
 )
+ANSWER_SYSTEM = (
+    "Answer the question from the sentence with the shortest phrase that answers it, copied "
+    "word for word from the sentence. Reply with the phrase only."
+)
 _EXAMPLE = "The bridge over the Tagus, opened in 1966, is 2,277 metres long."
 _PAIR_SHOT: list[Message] = [
     {"role": "user", "content": f"Sentence: {_EXAMPLE}"},
     {"role": "assistant", "content": "Question: When was the bridge over the Tagus opened?\n"
                                      "Answer: 1966"},
+]
+_ANSWER_SHOT: list[Message] = [
+    {"role": "user", "content": f"Sentence: {_EXAMPLE}\nQuestion: How long is the bridge "
+                                "over the Tagus?"},
+    {"role": "assistant", "content": "2,277 metres"},
 ]
 _UNANSWERABLE_SHOT: list[Message] = [
     {"role": "user", "content": "Question: When was the bridge over the Tagus opened?"},
@@ -51,6 +60,7 @@ _LABELLED = re.compile(r"\**\b(question|answer)\**\s*:\s*", re.IGNORECASE)
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")
 _LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
 _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
+_WORD = re.compile(r"\w+")
 MAX_ANSWER_WORDS = 12
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
 ROUNDS = 6  # questions asked of one sentence at most, each for a fact not asked before
@@ -107,6 +117,12 @@ def pair_messages(sentence: str, about: str = "") -> list[Message]:
             {"role": "user", "content": f"Sentence: {sentence}{hint}"}]
 
 
+def answer_messages(sentence: str, question: str) -> list[Message]:
+    """Chat messages asking for the phrase of sentence that answers question."""
+    return [{"role": "system", "content": ANSWER_SYSTEM}, *_ANSWER_SHOT,
+            {"role": "user", "content": f"Sentence: {sentence}\nQuestion: {question}"}]
+
+
 def unanswerable_messages(question: str) -> list[Message]:
     """Chat messages asking to turn a question the documents answer into the same question
     about someone or something else."""
@@ -114,9 +130,21 @@ def unanswerable_messages(question: str) -> list[Message]:
             {"role": "user", "content": f"Question: {question}"}]
 
 
-def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
-    """(question, answer) from the model's reply, the answer as it stands in the sentence;
-    or why the pair is dropped."""
+def locate(phrase: str, text: str) -> str:
+    """phrase as text writes it: the first run of text's words that are phrase's words, case,
+    punctuation and spacing aside ('' when text has no such run)."""
+    want = [w.casefold() for w in _WORD.findall(phrase)]
+    words = list(_WORD.finditer(text))
+    have = [m.group().casefold() for m in words]
+    for i in range(len(have) - len(want) + 1) if want else ():
+        if have[i:i + len(want)] == want:
+            return text[words[i].start():words[i + len(want) - 1].end()]
+    return ""
+
+
+def parse_question(reply: str) -> tuple[str, str] | str:
+    """(question, answer as the model wrote it, '' when it wrote none) from the model's reply;
+    or why it is dropped."""
     parts = _LABELLED.split(reply)  # text, label, text, label, text ...
     lines: dict[str, str] = {}
     for key, value in zip(parts[1::2], parts[2::2], strict=True):
@@ -124,16 +152,26 @@ def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
     question = usable_question(lines.get("question", ""))
     if not question or _MENTIONS_SENTENCE.search(question):
         return "no usable question"
-    answer = lines.get("answer", "").strip("\"'“”*` ").rstrip(".,;:")
-    if not answer or len(answer.split()) > MAX_ANSWER_WORDS:
+    return question, lines.get("answer", "")
+
+
+def check_answer(question: str, answer: str, sentence: str) -> tuple[str, str] | str:
+    """(question, answer in the sentence's own characters); or why the pair is dropped."""
+    if not _WORD.search(answer) or len(answer.split()) > MAX_ANSWER_WORDS:
         return "no short answer"
-    at = sentence.lower().find(answer.lower())
-    if at < 0:
+    found = locate(answer, sentence)
+    if not found:
         return "answer not in its sentence"
-    answer = sentence[at:at + len(answer)]  # verbatim: the sentence's own characters
-    if answer.lower() in question.lower():
+    if locate(found, question):
         return "answer given away in the question"
-    return question, answer
+    return question, found
+
+
+def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
+    """(question, answer) from the model's reply, the answer as it stands in the sentence;
+    or why the pair is dropped."""
+    parsed = parse_question(reply)
+    return parsed if isinstance(parsed, str) else check_answer(*parsed, sentence)
 
 
 def _ask(generator: Generator, messages: list[Message], tokens: int) -> str:
@@ -142,6 +180,19 @@ def _ask(generator: Generator, messages: list[Message], tokens: int) -> str:
         return clean_text("".join(pieces))
     finally:
         pieces.close()
+
+
+def _pair(generator: Generator, sentence: str, about: str) -> tuple[str, str] | str:
+    """The model's question about sentence and its answer phrase, or why none is kept; a
+    reply without an answer has its question answered from the sentence in a second request."""
+    parsed = parse_question(_ask(generator, pair_messages(sentence, about), 64))
+    if isinstance(parsed, str):
+        return parsed
+    question, answer = parsed
+    if not _WORD.search(answer):
+        answer = _ask(generator, answer_messages(sentence, question), 24)
+        answer = (answer.strip().splitlines() or [""])[0]
+    return check_answer(question, answer, sentence)
 
 
 def generate_questions(index: Index, generator: Generator, embedder: Embedder,
@@ -169,8 +220,7 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
             about = left[0] if round_ else ""
             if about:
                 asked[sentence.text].append(about)  # asked once, answered or not
-            parsed = parse_pair(_ask(generator, pair_messages(sentence.text, about), 64),
-                                sentence.text)
+            parsed = _pair(generator, sentence.text, about)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
                 continue

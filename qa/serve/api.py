@@ -24,6 +24,8 @@ from qa.serve.middleware import API_PREFIXES, ApiGuard, error_body
 from qa.serve.openai_api import router as openai_router
 from qa.serve.routes import ApiState, router
 from qa.serve.state import Models
+from qa.serve.uploaded_pdfs import UploadedPdfs
+from qa.serve.uploaded_pdfs import router as pdf_router
 from qa.serve.uploads import UploadStore
 
 log = logging.getLogger("qa.serve")
@@ -33,8 +35,9 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
                ui: Any = None, mount_ui: bool = True, note: str = "",
                environ: dict[str, str] | None = None) -> FastAPI:
     """The ASGI app: /api/*, /widget.js, /widget/demo and (mount_ui) the Gradio UI at / (the
-    packaged chat app when `ui` is not given). Limits come from settings (default: qa's), the
-    API keys and the UI's password from environ (default: os.environ; qa.serve.keys)."""
+    packaged chat app when `ui` is not given, with its uploaded PDFs at /uploaded/). Limits
+    come from settings (default: qa's), the API keys and the UI's password from environ
+    (default: os.environ; qa.serve.keys)."""
     settings = settings or qa.settings
     keys = ApiKeys.from_env(environ)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
@@ -63,12 +66,15 @@ def create_api(qa: QA, models: Models | None = None, settings: Settings | None =
     app.exception_handler(Exception)(_bug)
     app.include_router(router)
     app.include_router(openai_router)  # /v1/: our answers for OpenAI clients
+    app.state.uploaded_pdfs = UploadedPdfs()
+    app.include_router(pdf_router)
     if mount_ui:
         import gradio as gr
 
         from qa.serve.gradio_app import build_app
 
-        blocks = ui if ui is not None else build_app(qa, models, note=note, store=store)
+        blocks = ui if ui is not None else build_app(qa, models, note=note, store=store,
+                                                     pdfs=app.state.uploaded_pdfs)
         gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False,
                             auth=ui_password(environ))
     return app

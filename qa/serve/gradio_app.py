@@ -15,6 +15,7 @@ from qa.answer.pipeline import QA
 from qa.errors import QAError, QuestionError
 from qa.serve import html as ui
 from qa.serve.state import Models, installed_models
+from qa.serve.uploaded_pdfs import UploadedPdfs, links
 from qa.serve.uploads import Uploads, UploadStore
 from qa.types import Answer, Message
 
@@ -30,18 +31,27 @@ def _history(answers: list[Answer]) -> list[Message]:
                                          {"role": "assistant", "content": a.text})]
 
 
-def _panel(answers: list[Answer], show_scores: bool, pending: str = "") -> str:
-    """The Sources panel: the answer under way, then earlier turns, newest first."""
-    turns = [ui.sources_html(a, i, show_scores) for i, a in enumerate(answers, 1)]
+def _panel(answers: list[Answer], show_scores: bool, pending: str = "",
+           uploads: Uploads | None = None) -> str:
+    """The Sources panel: the answer under way, then earlier turns, newest first; citations
+    into the uploads' PDFs link their page."""
+    pdfs = links(uploads)
+    turns = [ui.sources_html(a, i, show_scores, pdfs) for i, a in enumerate(answers, 1)]
     return (pending + "".join(reversed(turns))) or EMPTY_SOURCES
 
 
 class ChatHandlers:
     """The app's callbacks over one pipeline and its models; per-visitor state (the answers so
-    far, the uploads) comes in and goes out through Gradio's State."""
+    far, the uploads) comes in and goes out through Gradio's State. Uploaded PDFs are linked
+    from the Sources panel only when `pdfs` (the server's route to them) is given."""
 
-    def __init__(self, qa: QA, models: Models, store: UploadStore, note: str = "") -> None:
-        self.qa, self.models, self.store, self.note = qa, models, store, note
+    def __init__(self, qa: QA, models: Models, store: UploadStore, note: str = "",
+                 pdfs: UploadedPdfs | None = None) -> None:
+        self.qa, self.models, self.store, self.note, self.pdfs = qa, models, store, note, pdfs
+
+    def _panel(self, answers: list[Answer], show_scores: bool, uploads: Uploads | None,
+               pending: str = "") -> str:
+        return _panel(answers, show_scores, pending, uploads if self.pdfs else None)
 
     def status(self, uploads: Uploads | None) -> str:
         """The status line for the visitor's documents."""
@@ -77,7 +87,7 @@ class ChatHandlers:
                 chat.append({"role": "assistant", "content": ui.message_html(
                     f"Sorry, {exc}. Please shorten the question to at most {limit} characters "
                     "and ask again.")})
-            yield question, chat, _panel(answers, show_scores), answers
+            yield question, chat, self._panel(answers, show_scores, uploads), answers
             return
         if uploads is not None and uploads.removed:
             chat.append({"role": "assistant", "content": ui.message_html(
@@ -95,7 +105,7 @@ class ChatHandlers:
         chat += [{"role": "user", "content": ui.question_html(question)},
                  {"role": "assistant", "content": waiting or "…"}]
         pending = ui.searching_html(question, "", [], turn)
-        yield "", chat, _panel(answers, show_scores, pending), answers
+        yield "", chat, self._panel(answers, show_scores, uploads, pending), answers
         query, text = question, ""
         try:
             pipeline = self.models.pipeline(model, uploads.index if uploads else None)
@@ -116,16 +126,16 @@ class ChatHandlers:
                         chat[-1] = {"role": "assistant", "content": ui.answer_html(
                             answer.text, turn, answer.citations, answer.refused, answer.short)}
                         pending = ""
-                    yield "", chat, _panel(answers, show_scores, pending), answers
+                    yield "", chat, self._panel(answers, show_scores, uploads, pending), answers
         except QAError as exc:  # meant for the user
             chat[-1] = {"role": "assistant",
                         "content": ui.message_html(f"Sorry, answering failed: {exc}")}
-            yield question, chat, _panel(answers, show_scores), answers
+            yield question, chat, self._panel(answers, show_scores, uploads), answers
         except Exception:  # a bug: logged in full, no internals shown
             log.exception("answering %r failed", question)
             chat[-1] = {"role": "assistant", "content": ui.message_html(
                 "Sorry, answering failed (an internal error; the server log has the details).")}
-            yield question, chat, _panel(answers, show_scores), answers
+            yield question, chat, self._panel(answers, show_scores, uploads), answers
 
     def clear(self) -> tuple[Any, ...]:
         return "", [], EMPTY_SOURCES, []
@@ -148,6 +158,8 @@ class ChatHandlers:
                     gr.skip(), gr.skip())
         if uploads is not None:
             self.store.release(uploads)
+        if self.pdfs is not None:
+            self.pdfs.add(new)
         names, count = ", ".join(new.names), len(new.index.chunks)
         left_out = "".join(f" Not indexed: {line}." for line in new.skipped)
         done = ui.message_html(f"Indexed {names} ({count} passage{'s' if count != 1 else ''}). "
@@ -160,20 +172,22 @@ class ChatHandlers:
         return (ui.message_html("Using the default documents again.", "info"), None,
                 self.status(None), [], EMPTY_SOURCES, [])
 
-    def rerender(self, answers: list[Answer], show_scores: bool) -> str:
-        return _panel(answers or [], show_scores)
+    def rerender(self, answers: list[Answer], show_scores: bool,
+                 uploads: Uploads | None) -> str:
+        return self._panel(answers or [], show_scores, uploads)
 
 
 def build_app(qa: QA, models: Models | None = None, note: str = "",
-              store: UploadStore | None = None) -> gr.Blocks:
+              store: UploadStore | None = None, pdfs: UploadedPdfs | None = None) -> gr.Blocks:
     """The chat app over qa, not launched; loads the model in the background if not given,
-    and keeps visitors' uploads in store (default: its own, closed with the app)."""
+    and keeps visitors' uploads in store (default: its own, closed with the app). pdfs: where
+    the server keeps uploaded PDFs for its route to them (none: no page links)."""
     if models is None:
         models = Models(qa)
         models.load_in_background()
     own = store is None
     store = store or UploadStore(qa.settings, qa.embedder)
-    handlers = ChatHandlers(qa, models, store, note)
+    handlers = ChatHandlers(qa, models, store, note, pdfs)
     titles = [d.title or d.source for d in qa.index.documents.values()]
     title = ui.app_title(titles)
     limit = qa.settings.max_question_chars
@@ -230,7 +244,7 @@ def build_app(qa: QA, models: Models | None = None, note: str = "",
         cleared = [question, chatbot, sources, answers]
         clear_button.click(handlers.clear, None, cleared, api_name="clear", queue=False)
         chatbot.clear(handlers.clear, None, cleared, api_name="clear_chat", queue=False)
-        show_scores.change(handlers.rerender, [answers, show_scores], sources,
+        show_scores.change(handlers.rerender, [answers, show_scores, uploads], sources,
                            api_name="show_scores", queue=False)
         timer.tick(handlers.tick, uploads, [status_line, timer, examples], api_name="status",
                    queue=False, show_progress="hidden")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from qa.answer.citations import MARKER
 from qa.types import Answer, Citation, Hit
@@ -88,17 +88,29 @@ def _query(question: str, query: str) -> str:
     return f'<p class="qa-query">Question: <q>{esc(question)}</q></p>'
 
 
-def _citation(c: Citation, hit: Hit | None, turn: int, show_scores: bool) -> str:
+def _page(c: Citation, link: str | None) -> str:
+    """", page N" of a citation into a PDF; a link to that page (a new tab) when link is the
+    URL of the PDF itself."""
+    if c.page is None:
+        return ""
+    if link is None:
+        return f", page {int(c.page)}"
+    return (f', <a class="qa-page" href="{esc(link)}#page={int(c.page)}" target="_blank" '
+            f'rel="noopener">page {int(c.page)}</a>')
+
+
+def _citation(c: Citation, hit: Hit | None, turn: int, show_scores: bool,
+              link: str | None = None) -> str:
     check = ('<span class="qa-check qa-ok">✓ supported</span>' if c.supported else
              '<span class="qa-check qa-bad">✗ not supported by this passage</span>')
     if hit is not None:
         passage = _marked(hit.chunk.text, c.start - hit.chunk.start, c.snippet)
     else:
         passage = _marked("", 0, c.snippet)
-    page = f", page {int(c.page)}" if c.page is not None else ""
     return (f'<div class="qa-source" id="{anchor(turn, c.n)}"><div class="qa-head">'
             f'<span class="qa-chip">[{c.n}]</span> <b>{esc(c.title or c.source)}</b> '
-            f'<span class="qa-meta">{esc(c.source)}{page}, characters {c.start}–{c.end}</span> '
+            f'<span class="qa-meta">{esc(c.source)}{_page(c, link)}, characters '
+            f"{c.start}–{c.end}</span> "
             f"{check}{_scores(hit, show_scores)}</div>"
             f'<blockquote class="qa-passage">{passage}</blockquote></div>')
 
@@ -112,8 +124,10 @@ def _passage(hit: Hit, turn: int, show_scores: bool) -> str:
             f'<blockquote class="qa-passage">{esc(c.text)}</blockquote></div>')
 
 
-def sources_html(answer: Answer, turn: int, show_scores: bool = False) -> str:
-    """One turn of the Sources panel: the query, then cited passages or the closest ones."""
+def sources_html(answer: Answer, turn: int, show_scores: bool = False,
+                 links: Mapping[str, str] | None = None) -> str:
+    """One turn of the Sources panel: the query, then cited passages or the closest ones;
+    links: the URL of a PDF by its source name, for links to a citation's page."""
     head = f'<div class="qa-turn" id="qa-t{turn}">{_query(answer.question, answer.query)}'
     if answer.refused or not answer.citations:
         closest = "".join(_passage(h, turn, show_scores) for h in answer.hits[:3])
@@ -121,8 +135,8 @@ def sources_html(answer: Answer, turn: int, show_scores: bool = False) -> str:
                 else "No passage matched the question.")
         return (f'{head}<p class="qa-refusal">{esc(answer.text)} {note}</p>{closest}</div>')
     hits = {h.chunk.id: h for h in answer.hits}
-    cited = "".join(_citation(c, hits.get(c.chunk_id), turn, show_scores)
-                    for c in answer.citations)
+    cited = "".join(_citation(c, hits.get(c.chunk_id), turn, show_scores,
+                              (links or {}).get(c.source)) for c in answer.citations)
     return f"{head}{cited}</div>"
 
 

@@ -1,7 +1,8 @@
 """Visitors' uploaded documents: each browser session's own index, in a folder of its own
 under the server's upload folder; `UploadStore` bounds them all (one indexed at a time from a
 bounded queue, a cap on their total size with the least recently used deleted first, idle
-sessions deleted, everything deleted at shutdown)."""
+sessions deleted, everything deleted at shutdown); a session's PDFs get random ids for the
+browser's viewer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import logging
 import os
 import queue
+import secrets
 import shutil
 import tempfile
 import threading
@@ -30,6 +32,7 @@ from qa.types import Document
 log = logging.getLogger("qa.serve")
 UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
 Clock = Callable[[], float]
+PDF_MAGIC = b"%PDF-"
 
 
 @dataclass
@@ -42,10 +45,13 @@ class Uploads:
     skipped: list[str] = field(default_factory=list)  # "name: reason" of files not indexed
     size: int = 0  # bytes on disk
     used: float = field(default_factory=time.monotonic)  # when a question last used them
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    pdfs: dict[str, str] = field(default_factory=dict)  # random id -> name, of the PDF files
     removed: str = ""  # why the files were deleted ("": they are still there)
 
     def close(self, reason: str = "they were removed") -> None:
-        """Delete the session's files; `removed` says why."""
+        """Delete the session's files (their PDFs are no longer served); `removed` says why."""
+        self.pdfs.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
         self.removed = self.removed or reason
 
@@ -128,9 +134,11 @@ def index_uploads(paths: Sequence[str | Path], settings: Settings, embedder: Emb
         raise
     lines += [_line(s, docs) for s in result.skipped]
     sources = {d.source for d in result.index.documents.values()}
-    return Uploads(folder=folder, index=result.index, names=[n for n in names if n in sources],
-                   skipped=lines,
-                   size=_folder_bytes(folder))
+    kept = [n for n in names if n in sources]
+    pdfs = {secrets.token_urlsafe(16): name for name in dict.fromkeys(kept)
+            if _is_pdf(docs / name)}
+    return Uploads(folder=folder, index=result.index, names=kept, skipped=lines,
+                   size=_folder_bytes(folder), pdfs=pdfs)
 
 
 _Job = tuple[list[str], Reporter, "Future[Uploads]"]
@@ -246,3 +254,8 @@ class UploadStore:
             for uploads in list(self.sessions):
                 self._drop(uploads, "the server restarted")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_pdf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return path.suffix.lower() == ".pdf" and fh.read(len(PDF_MAGIC)) == PDF_MAGIC
