@@ -49,6 +49,7 @@ def test_a_faithful_translation_keeps_citations_and_digits() -> None:
     assert not faithful("Held on 27 November 2018 [1].", "Tenu le 28 novembre 2018 [1].")
     assert not faithful("Held in New York [1].", "Tenu à New York [2].")
     assert not faithful("Held in New York [1].", "  ")
+    assert faithful("Held in Qingdao [4].", "在青岛举行【4】。")
 
 
 def _qa(corpus_index, embedder, *replies: str, **settings: object) -> tuple[QA, ScriptedGenerator]:

@@ -29,8 +29,15 @@ def find_markers(text: str) -> list[Marker]:
             for m in MARKER.finditer(text)]
 
 
+def plain_brackets(text: str) -> str:
+    """text with full-width brackets (［1］, 【1】) written as the markers' own."""
+    return text.translate(_BRACKETS)
+
+
 def faithful(text: str, translation: str) -> bool:
-    """Whether a translation of text keeps its citation numbers and every run of digits."""
+    """Whether a translation of text keeps its citation numbers and every run of digits
+    (full-width brackets count as brackets)."""
+    translation = plain_brackets(translation)
     def cited(t: str) -> set[int]:
         return {n for m in find_markers(t) for n in m.numbers}
 
@@ -85,6 +92,7 @@ _TIE = 0.05
 Similarity = Callable[[str], dict[int, float]]
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGITS = re.compile(r"\d+")
+_BRACKETS = str.maketrans("［【］】", "[[]]")
 # "Yes, ..." answers a yes/no question; the word itself is nothing a passage has to hold.
 _REPLY_WORDS = frozenset(tokenize(["yes"])[0])
 

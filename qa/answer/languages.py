@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from functools import cache
 from typing import Any
 
@@ -32,6 +34,9 @@ LANGUAGES: dict[str, tuple[str, str]] = {
 }
 MIN_CONFIDENCE = 0.5  # below this the question is taken to be in the documents' language
 SAMPLE_CHARS = 4000  # of the documents' text, for their language
+MAX_NAMES = 40  # of the documents' names given to the question's translation
+# Abbreviations (SCO, UNESCO) and capitalised names of two or more words (New York).
+_NAME = re.compile(r"\b[A-Z][A-Z0-9]{1,7}\b|\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
 
 
 @cache
@@ -53,6 +58,13 @@ def language_of_documents(texts: list[str]) -> str:
     """The language the documents are written in, from the start of their text."""
     sample = " ".join(texts)[:SAMPLE_CHARS]
     return detect(sample)[0] if sample.strip() else "en"
+
+
+def names_of_documents(texts: list[str]) -> list[str]:
+    """The documents' most frequent abbreviations and names, for translating a question into
+    the words the documents use (a foreign abbreviation of an organisation, say)."""
+    counts = Counter(m.group(0) for text in texts for m in _NAME.finditer(text))
+    return [name for name, _ in counts.most_common(MAX_NAMES)]
 
 
 def other_language(question: str, documents: str) -> str | None:

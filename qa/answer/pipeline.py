@@ -14,6 +14,7 @@ from qa.answer.citations import (
     MarkerStream,
     clean_markers,
     faithful,
+    plain_brackets,
     repair,
     resolve,
     strip_markers,
@@ -22,7 +23,12 @@ from qa.answer.citations import (
 from qa.answer.decision import refusal_model
 from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
-from qa.answer.languages import language_of_documents, other_language, refusal_in
+from qa.answer.languages import (
+    language_of_documents,
+    names_of_documents,
+    other_language,
+    refusal_in,
+)
 from qa.answer.languages import name as language_name
 from qa.answer.pages import with_pages
 from qa.answer.prompting import (
@@ -122,7 +128,8 @@ class QA:
         self._report = report
         self._load_lock = threading.Lock()
         self._corpus: tuple[Index, list[Hit]] | None = None  # see whole_corpus()
-        self._language: tuple[Index, str] | None = None  # see documents_language()
+        # The documents' language and names (see documents_language()).
+        self._language: tuple[Index, str, list[str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, index_dir: Path | None = None,
@@ -220,7 +227,8 @@ class QA:
         documents = self.documents_language(retriever.index)
         asked = other_language(question, documents) if self.settings.translate else None
         if asked and other_language(draft.query, documents):
-            draft.query = self.translated_question(draft.query, documents)
+            draft.query = self.translated_question(draft.query, documents,
+                                                   self._language[2] if self._language else [])
         draft.timings["rewrite_ms"] = _ms(time.perf_counter() - started)
         yield Event("query", text=draft.query)
         events = self._answered(draft, retriever, top_k)
@@ -229,13 +237,16 @@ class QA:
     def documents_language(self, index: Index) -> str:
         """The language of an index's documents (detected once per index)."""
         if self._language is None or self._language[0] is not index:
-            self._language = (index, language_of_documents([c.text for c in index.chunks]))
+            texts = [c.text for c in index.chunks]
+            self._language = (index, language_of_documents(texts), names_of_documents(texts))
         return self._language[1]
 
-    def translated_question(self, question: str, language: str) -> str:
-        """The question in the documents' language (one short generation); the question as
-        it is when the reply is no single question."""
-        pieces = self.generator.stream(translation_messages(question, language_name(language)), 96)
+    def translated_question(self, question: str, language: str,
+                            names: list[str] | None = None) -> str:
+        """The question in the documents' language and names (one short generation); the
+        question as it is when the reply is no single question."""
+        pieces = self.generator.stream(
+            translation_messages(question, language_name(language), names=names), 96)
         try:
             text = clean_text("".join(pieces)).strip()
         finally:
@@ -284,7 +295,7 @@ class QA:
                     yield Event("token", text=piece)
         finally:
             pieces.close()
-        return written.strip() if faithful(text, written) else text
+        return plain_brackets(written).strip() if faithful(text, written) else text
 
     def _answered(self, draft: Draft, retriever: Retriever, top_k: int | None
                   ) -> collections.abc.Generator[Event, None, None]:

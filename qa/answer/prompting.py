@@ -115,10 +115,16 @@ def rewrite_messages(question: str, history: list[Message]) -> list[Message]:
     return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
 
 
-def translation_messages(text: str, language: str, answer: bool = False) -> list[Message]:
-    """Chat messages asking for a question (or, with `answer`, a cited answer) in language."""
-    system = ANSWER_TRANSLATION_SYSTEM if answer else QUESTION_TRANSLATION_SYSTEM
-    messages: list[Message] = [{"role": "system", "content": system.format(language=language)}]
+def translation_messages(text: str, language: str, answer: bool = False,
+                         names: list[str] | None = None) -> list[Message]:
+    """Chat messages asking for a question (or, with `answer`, a cited answer) in language;
+    names: those the documents use, for the question to be asked in their words."""
+    system = (ANSWER_TRANSLATION_SYSTEM if answer else QUESTION_TRANSLATION_SYSTEM).format(
+        language=language)
+    if names:
+        system += (" The documents use these names and abbreviations; write them so where the "
+                   "question means them: " + ", ".join(names) + ".")
+    messages: list[Message] = [{"role": "system", "content": system}]
     if not answer and language == "English":
         for asked, english in QUESTION_TRANSLATION_EXAMPLES:
             messages += [{"role": "user", "content": asked},
