@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qa.index.embedding import Embedder
@@ -74,6 +74,7 @@ _texts = st.text(
                               "数字 123.", "Mr. X", "\n"]), max_size=30).map("".join)
 
 
+@example(text="\u200b?????????", size=8, overlap=0)  # no token covers its first character
 @given(text=_texts, size=st.integers(8, 128), overlap=st.integers(0, 7))
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -56,7 +56,9 @@ def _segments(text: str, token_offsets: TokenOffsets,
         for i in range(0, len(offsets), max_tokens):
             window = offsets[i:i + max_tokens]
             piece_end = offsets[i + max_tokens][0] if i + max_tokens < len(offsets) else end - start
-            a, b = _trim(text, start + window[0][0], start + piece_end)
+            # The first piece starts with the sentence: characters no token covers (a
+            # zero-width space) are not lost.
+            a, b = _trim(text, start + (window[0][0] if i else 0), start + piece_end)
             if b > a:
                 out.append((a, b, len(window)))
     return out
