@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from qa.answer.pipeline import QA
-from qa.answer.questions import clean_text
+from qa.answer.questions import whole_reply
 from qa.types import Chunk, Message
 
 EXAMPLE_SYSTEM = (
@@ -57,11 +57,8 @@ def make_examples(qa: QA, count: int = 3, tries: int = 6) -> list[str]:
     for chunk in spread(qa.index.chunks, tries):
         if len(found) >= count:
             break
-        pieces = qa.generator.stream(question_messages(chunk.text), MAX_QUESTION_TOKENS)
-        try:
-            question = usable_question(clean_text("".join(pieces)))
-        finally:
-            pieces.close()
+        question = usable_question(whole_reply(qa.generator, question_messages(chunk.text),
+                                               MAX_QUESTION_TOKENS))
         if question and question not in found and not checker.answer(question).refused:
             found.append(question)
     return found

@@ -13,8 +13,6 @@ from qa.answer.attribution import attributed
 from qa.answer.citations import (
     MarkerStream,
     clean_markers,
-    faithful,
-    plain_brackets,
     repair,
     resolve,
     strip_markers,
@@ -23,13 +21,7 @@ from qa.answer.citations import (
 from qa.answer.decision import refusal_model
 from qa.answer.followups import needs_context, usable_rewrite, with_earlier_turn
 from qa.answer.guard import OutputGuard, protected_terms
-from qa.answer.languages import (
-    language_of_documents,
-    names_of_documents,
-    other_language,
-    refusal_in,
-)
-from qa.answer.languages import name as language_name
+from qa.answer.languages import language_of_documents, names_of_documents, other_language
 from qa.answer.pages import with_pages
 from qa.answer.prompting import (
     ANSWER_SYSTEM,
@@ -39,10 +31,10 @@ from qa.answer.prompting import (
     looks_like_refusal,
     passages_prefix,
     rewrite_messages,
-    translation_messages,
 )
-from qa.answer.questions import check_question, clean_text
+from qa.answer.questions import check_question, clean_text, whole_reply
 from qa.answer.short import MAX_SHORT_TOKENS, SHORT_WORDS, pick_short, short_messages
+from qa.answer.translation import translated_answer, translated_question
 from qa.config import Settings
 from qa.generate.base import Generator
 from qa.generate.registry import generator_for
@@ -203,7 +195,7 @@ class QA:
                  for m in history if m.get("role") in ("user", "assistant") and m.get("content")]
         if not turns:
             return question
-        text = clean_text("".join(self.generator.stream(rewrite_messages(question, turns), 64)))
+        text = whole_reply(self.generator, rewrite_messages(question, turns), 64)
         line = text.strip().splitlines()[0].strip() if text.strip() else ""
         return line if usable_rewrite(line, question, turns) else with_earlier_turn(question,
                                                                                     turns)
@@ -224,78 +216,43 @@ class QA:
         draft = Draft(question=question, query=question, started=started)
         draft.query = self.standalone(question, history or [])
         retriever = self.retriever  # read once: a concurrent swap_index does not mix indexes
-        documents = self.documents_language(retriever.index)
+        documents, names = self.documents_language(retriever.index)
         asked = other_language(question, documents) if self.settings.translate else None
         if asked and other_language(draft.query, documents):
-            draft.query = self.translated_question(draft.query, documents,
-                                                   self._language[2] if self._language else [])
+            draft.query = translated_question(self.generator, draft.query, documents, names)
         draft.timings["rewrite_ms"] = _ms(time.perf_counter() - started)
         yield Event("query", text=draft.query)
         events = self._answered(draft, retriever, top_k)
         yield from (self._in_language(events, asked, draft) if asked else events)
 
-    def documents_language(self, index: Index) -> str:
-        """The language of an index's documents (detected once per index)."""
-        if self._language is None or self._language[0] is not index:
+    def documents_language(self, index: Index) -> tuple[str, list[str]]:
+        """The language of an index's documents and their most frequent names (found once per
+        index)."""
+        kept = self._language
+        if kept is None or kept[0] is not index:
             texts = [c.text for c in index.chunks]
-            self._language = (index, language_of_documents(texts), names_of_documents(texts))
-        return self._language[1]
-
-    def translated_question(self, question: str, language: str,
-                            names: list[str] | None = None) -> str:
-        """The question in the documents' language and names (one short generation); the
-        question as it is when the reply is no single question."""
-        pieces = self.generator.stream(
-            translation_messages(question, language_name(language), names=names), 96)
-        try:
-            text = clean_text("".join(pieces)).strip()
-        finally:
-            pieces.close()
-        line = text.splitlines()[0].strip() if text else ""
-        return line if line and len(line) <= 3 * len(question) + 100 else question
+            kept = self._language = (index, language_of_documents(texts),
+                                     names_of_documents(texts))
+        return kept[1], kept[2]
 
     def _in_language(self, events: collections.abc.Iterator[Event], language: str,
                      draft: Draft) -> collections.abc.Generator[Event, None, None]:
-        """The answer events with the answer, written in the documents' language and checked
-        there, streamed as its translation into the question's language (the refusal too).
-        A translation that loses a citation number or a number keeps the checked text."""
+        """The answer events, the answer's tokens those of its translation (qa.answer.
+        translation)."""
         for event in events:
             if event.kind == "token":
                 continue  # the documents' language: not shown
             if event.kind != "done" or event.answer is None:
                 yield event
                 continue
-            answer, t0 = event.answer, time.perf_counter()
-            timings = dict(answer.timings)
-            timings.pop("first_token_ms", None)  # the translation's first piece is the first
-            if answer.refused:
-                text = refusal_in(language)
-                timings["first_token_ms"] = _ms(t0 - draft.started)
-                yield Event("token", text=text)
-            else:
-                text = yield from self._translated_answer(answer.text, language, draft, timings)
-            timings["translate_ms"] = _ms(time.perf_counter() - t0)
-            timings["total_ms"] = _ms(time.perf_counter() - draft.started)
-            yield Event("done", answer=replace(answer, text=text, language=language,
-                                               timings=timings))
-
-    def _translated_answer(self, text: str, language: str, draft: Draft,
-                           timings: dict[str, float]
-                           ) -> collections.abc.Generator[Event, None, str]:
-        messages = translation_messages(text, language_name(language), answer=True)
-        pieces = self.generator.stream(messages, 2 * self.settings.max_new_tokens)
-        written = ""
-        try:
-            for piece in pieces:
-                piece = clean_text(piece)
-                if piece:
-                    timings.setdefault("first_token_ms",
-                                       _ms(time.perf_counter() - draft.started))
-                    written += piece
-                    yield Event("token", text=piece)
-        finally:
-            pieces.close()
-        return plain_brackets(written).strip() if faithful(text, written) else text
+            translation = translated_answer(self.generator, event.answer, language,
+                                            self.settings.max_new_tokens, draft.started)
+            while True:
+                try:
+                    yield Event("token", text=next(translation))
+                except StopIteration as finished:
+                    yield Event("done", answer=finished.value)
+                    break
 
     def _answered(self, draft: Draft, retriever: Retriever, top_k: int | None
                   ) -> collections.abc.Generator[Event, None, None]:
@@ -398,11 +355,7 @@ class QA:
         if len(strip_markers(answer.text).split()) <= SHORT_WORDS:
             text = strip_markers(answer.text)  # short already: no generation
         else:
-            pieces = self.generator.stream(short_messages(messages, reply), MAX_SHORT_TOKENS)
-            try:
-                text = clean_text("".join(pieces))
-            finally:
-                pieces.close()
+            text = whole_reply(self.generator, short_messages(messages, reply), MAX_SHORT_TOKENS)
             if self.generator.count_tokens(text) >= MAX_SHORT_TOKENS:
                 text = ""  # cut off at the cap: no short answer rather than half of one
         guard = self._guard(draft)

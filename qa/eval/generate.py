@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qa.answer.examples import usable_question
-from qa.answer.questions import clean_text
+from qa.answer.questions import whole_reply
 from qa.config import Settings
 from qa.generate.base import Generator
 from qa.index.embedding import Embedder
@@ -174,23 +174,15 @@ def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
     return parsed if isinstance(parsed, str) else check_answer(*parsed, sentence)
 
 
-def _ask(generator: Generator, messages: list[Message], tokens: int) -> str:
-    pieces = generator.stream(messages, tokens)
-    try:
-        return clean_text("".join(pieces))
-    finally:
-        pieces.close()
-
-
 def _pair(generator: Generator, sentence: str, about: str) -> tuple[str, str] | str:
     """The model's question about sentence and its answer phrase, or why none is kept; a
     reply without an answer has its question answered from the sentence in a second request."""
-    parsed = parse_question(_ask(generator, pair_messages(sentence, about), 64))
+    parsed = parse_question(whole_reply(generator, pair_messages(sentence, about), 64))
     if isinstance(parsed, str):
         return parsed
     question, answer = parsed
     if not _WORD.search(answer):
-        answer = _ask(generator, answer_messages(sentence, question), 24)
+        answer = whole_reply(generator, answer_messages(sentence, question), 24)
         answer = (answer.strip().splitlines() or [""])[0]
     return check_answer(question, answer, sentence)
 
@@ -243,7 +235,7 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
     for source in [r["q"] for r in out.rows]:
         if made >= wanted_unanswerable:
             break
-        reply = _ask(generator, unanswerable_messages(source), 40)
+        reply = whole_reply(generator, unanswerable_messages(source), 40)
         question = usable_question(_LABEL.sub("", reply.strip(), count=1))
         if not question or question.lower() in seen:
             out.dropped["no usable question" if not question else "asked before"] += 1
