@@ -9,8 +9,15 @@ import random
 import pytest
 
 from qa.cli import main
-from qa.eval.generate import facts, generate_questions, locate, parse_pair, sentences
-from qa.eval.qa_eval import read_questions
+from qa.eval.generate import (
+    facts,
+    generate_questions,
+    locate,
+    parse_pair,
+    question_for_fact,
+    sentences,
+)
+from qa.eval.qa_eval import evaluate, read_questions
 from qa.generate.registry import load_generator
 from tests.conftest import ROOT
 from tests.fakes import ScriptedGenerator
@@ -35,6 +42,20 @@ def test_parse_pair_keeps_only_verbatim_answers() -> None:
     assert parse_pair("Question: What does the sentence say about cranes?\nAnswer: pier seven",
                       SENTENCE) == "no usable question"
     assert parse_pair("Question: How much does the crane lift?", SENTENCE) == "no short answer"
+
+
+def test_a_question_written_for_a_fact_must_be_answered_with_it() -> None:
+    asked = "How much does the new crane at pier seven lift?"
+    generator = ScriptedGenerator(f"Question: {asked}", "Forty tonnes.")
+    assert question_for_fact(generator, SENTENCE, "forty tonnes") == (asked, "forty tonnes")
+    assert generator.calls[0][-1]["content"] == f"Sentence: {SENTENCE}\nAnswer: forty tonnes"
+    assert generator.calls[1][-1]["content"] == f"Sentence: {SENTENCE}\nQuestion: {asked}"
+    assert question_for_fact(ScriptedGenerator(asked, "pier seven"), SENTENCE,
+                             "forty tonnes") == "answered otherwise from its sentence"
+    assert question_for_fact(ScriptedGenerator("Does the crane lift forty tonnes?"), SENTENCE,
+                             "forty tonnes") == "answer given away in the question"
+    assert question_for_fact(ScriptedGenerator("The crane lifts a lot."), SENTENCE,
+                             "forty tonnes") == "no usable question"
 
 
 def test_an_answer_is_found_case_punctuation_and_spacing_aside_and_copied() -> None:
@@ -121,6 +142,22 @@ def test_eval_generate_on_the_default_corpus_with_the_small_model(tmp_path, corp
     report = json.loads(capsys.readouterr().out)
     assert report["questions"] == len(rows)
     assert [r["question"] for r in report["rows"]] == [r["q"] for r in rows]
+
+
+@pytest.mark.model
+def test_the_default_model_writes_twenty_valid_questions_about_the_default_corpus(
+        tmp_path, default_qa, corpus_index, embedder, settings) -> None:
+    made = generate_questions(corpus_index, default_qa.generator, embedder, settings)
+    text = (ROOT / "corpus" / "sco-un-special-event-2018.txt").read_text(encoding="utf-8")
+    valid = [r for r in made.rows if r["answers"] and r["answers"][0] in r["sentence"]
+             and r["sentence"] in text and r["answers"][0].lower() not in r["q"].lower()]
+    assert len(valid) >= 20, made.dropped
+    assert len(valid) == made.answerable  # every answerable one is valid
+    out = tmp_path / "questions.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in made.rows), encoding="utf-8")
+    rows = read_questions(out)
+    report = evaluate(default_qa, rows[:3] + rows[-2:])  # the file runs; the 0.5B test runs all
+    assert [r["question"] for r in report["rows"]] == [r["q"] for r in rows[:3] + rows[-2:]]
 
 
 def test_a_near_topic_question_about_an_absent_name_is_unanswerable(corpus_index, embedder,

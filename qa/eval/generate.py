@@ -37,6 +37,11 @@ UNANSWERABLE_SYSTEM = (
     "organisation or place, one that the question does not name. Reply with the new question "
     "only."
 )
+QUESTION_FOR_SYSTEM = (
+    "You write quiz questions from one sentence. Write one question that the sentence answers "
+    "with exactly the given answer. The question names its subject and does not contain the "
+    "answer. Reply with the question only."
+)
 ANSWER_SYSTEM = (
     "Answer the question from the sentence with the shortest phrase that answers it, copied "
     "word for word from the sentence. Reply with the phrase only."
@@ -51,6 +56,10 @@ _ANSWER_SHOT: list[Message] = [
     {"role": "user", "content": f"Sentence: {_EXAMPLE}\nQuestion: How long is the bridge "
                                 "over the Tagus?"},
     {"role": "assistant", "content": "2,277 metres"},
+]
+_QUESTION_FOR_SHOT: list[Message] = [
+    {"role": "user", "content": f"Sentence: {_EXAMPLE}\nAnswer: 2,277 metres"},
+    {"role": "assistant", "content": "How long is the bridge over the Tagus?"},
 ]
 _UNANSWERABLE_SHOT: list[Message] = [
     {"role": "user", "content": "Question: When was the bridge over the Tagus opened?"},
@@ -109,12 +118,16 @@ def facts(sentence: str) -> list[str]:
     return list(dict.fromkeys(f for f in found if len(f) > 1))
 
 
-def pair_messages(sentence: str, about: str = "") -> list[Message]:
-    """Chat messages asking for a question and its answer phrase about sentence (about a
-    given fact of it, when one is given)."""
-    hint = f"\nAsk about: {about}" if about else ""
+def pair_messages(sentence: str) -> list[Message]:
+    """Chat messages asking for a question and its answer phrase about sentence."""
     return [{"role": "system", "content": PAIR_SYSTEM}, *_PAIR_SHOT,
-            {"role": "user", "content": f"Sentence: {sentence}{hint}"}]
+            {"role": "user", "content": f"Sentence: {sentence}"}]
+
+
+def question_for_messages(sentence: str, answer: str) -> list[Message]:
+    """Chat messages asking for a question that sentence answers with answer."""
+    return [{"role": "system", "content": QUESTION_FOR_SYSTEM}, *_QUESTION_FOR_SHOT,
+            {"role": "user", "content": f"Sentence: {sentence}\nAnswer: {answer}"}]
 
 
 def answer_messages(sentence: str, question: str) -> list[Message]:
@@ -174,17 +187,38 @@ def parse_pair(reply: str, sentence: str) -> tuple[str, str] | str:
     return parsed if isinstance(parsed, str) else check_answer(*parsed, sentence)
 
 
-def _pair(generator: Generator, sentence: str, about: str) -> tuple[str, str] | str:
+def _answered_from(generator: Generator, sentence: str, question: str) -> str:
+    """The phrase of sentence the model answers question with (first line of its reply)."""
+    reply = whole_reply(generator, answer_messages(sentence, question), 24)
+    return (reply.strip().splitlines() or [""])[0]
+
+
+def _pair(generator: Generator, sentence: str) -> tuple[str, str] | str:
     """The model's question about sentence and its answer phrase, or why none is kept; a
     reply without an answer has its question answered from the sentence in a second request."""
-    parsed = parse_question(whole_reply(generator, pair_messages(sentence, about), 64))
+    parsed = parse_question(whole_reply(generator, pair_messages(sentence), 64))
     if isinstance(parsed, str):
         return parsed
     question, answer = parsed
     if not _WORD.search(answer):
-        answer = whole_reply(generator, answer_messages(sentence, question), 24)
-        answer = (answer.strip().splitlines() or [""])[0]
+        answer = _answered_from(generator, sentence, question)
     return check_answer(question, answer, sentence)
+
+
+def question_for_fact(generator: Generator, sentence: str, fact: str) -> tuple[str, str] | str:
+    """A question that sentence answers with fact, or why none is kept: the model writes it
+    for the answer, then answers it from the sentence, and the two answers must overlap."""
+    reply = whole_reply(generator, question_for_messages(sentence, fact), 48)
+    question = usable_question(_LABEL.sub("", reply.strip(), count=1))
+    if not question or _MENTIONS_SENTENCE.search(question):
+        return "no usable question"
+    checked = check_answer(question, fact, sentence)
+    if isinstance(checked, str):
+        return checked
+    answer = _answered_from(generator, sentence, question)
+    if not _WORD.search(answer) or not (locate(answer, fact) or locate(fact, answer)):
+        return "answered otherwise from its sentence"
+    return checked
 
 
 def generate_questions(index: Index, generator: Generator, embedder: Embedder,
@@ -203,7 +237,8 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
         for sentence in pool:
             if out.answerable >= wanted:
                 break
-            # First the model's own pick of a fact; then a name or number not asked about.
+            # First the model's own pick of a fact; then a question written for a name or
+            # number not asked about.
             before = [a.lower() for a in asked[sentence.text]]
             left = [f for f in facts(sentence.text)
                     if not any(f.lower() in a or a in f.lower() for a in before)]
@@ -212,7 +247,8 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
             about = left[0] if round_ else ""
             if about:
                 asked[sentence.text].append(about)  # asked once, answered or not
-            parsed = _pair(generator, sentence.text, about)
+            parsed = question_for_fact(generator, sentence.text, about) if about else _pair(
+                generator, sentence.text)
             if isinstance(parsed, str):
                 out.dropped[parsed] += 1
                 continue
