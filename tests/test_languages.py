@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
 
-from qa.answer.citations import faithful
+from qa.answer.citations import faithful, strip_markers
 from qa.answer.languages import LANGUAGES, detect, language_of_documents, other_language
 from qa.answer.pipeline import QA
+from qa.answer.translation import cited_sentences
 from qa.config import Settings
 from qa.eval.squad import load_squad
 from tests.fakes import ScriptedGenerator
@@ -23,6 +25,7 @@ MEMBERS_FR = "Quels pays ont obtenu le statut de membre à part entière de l'OC
 MEMBERS_EN = "Which countries were granted full membership of the SCO?"
 ANSWER_EN = "India and Pakistan were granted full membership [1]."
 ANSWER_FR = "L'Inde et le Pakistan ont obtenu le statut de membre à part entière [1]."
+DATE_EN = "The event was held in New York on 27 November 2018 [1]."
 
 
 def test_short_questions_are_told_apart_in_eight_languages() -> None:
@@ -59,7 +62,8 @@ def _qa(corpus_index, embedder, *replies: str, **settings: object) -> tuple[QA, 
 
 def test_a_french_question_is_searched_in_english_and_answered_in_french(
         corpus_index, embedder) -> None:
-    qa, generator = _qa(corpus_index, embedder, MEMBERS_EN, ANSWER_EN, ANSWER_FR)
+    qa, generator = _qa(corpus_index, embedder, MEMBERS_EN, ANSWER_EN,
+                        ANSWER_FR.replace(" [1]", ""))
     events = list(qa.stream(MEMBERS_FR))
     assert events[0].kind == "query" and events[0].text == MEMBERS_EN
     assert "".join(e.text for e in events if e.kind == "token") == ANSWER_FR
@@ -71,17 +75,42 @@ def test_a_french_question_is_searched_in_english_and_answered_in_french(
     translate_question, answer_prompt, translate_answer = generator.calls
     assert "into English" in translate_question[0]["content"]
     assert translate_question[-1]["content"] == MEMBERS_FR
-    assert MEMBERS_EN in answer_prompt[-1]["content"]
+    assert f"{MEMBERS_EN} (asked as: {MEMBERS_FR})" in answer_prompt[-1]["content"]
     assert "into French" in translate_answer[0]["content"]
-    assert translate_answer[1]["content"] == ANSWER_EN
+    # Translated without its markers, which are put back at the sentence's end.
+    assert translate_answer[1]["content"] == "India and Pakistan were granted full membership."
     assert {"translate_ms", "first_token_ms", "total_ms"} <= set(answer.timings)
 
 
-def test_a_translation_that_loses_a_citation_keeps_the_checked_answer(corpus_index,
-                                                                      embedder) -> None:
-    qa, _ = _qa(corpus_index, embedder, MEMBERS_EN, ANSWER_EN, ANSWER_FR.replace(" [1]", ""))
-    answer = qa.answer(MEMBERS_FR)
-    assert (answer.text, answer.language) == (ANSWER_EN, "fr")
+def test_a_translation_that_loses_a_number_keeps_the_checked_answer(corpus_index,
+                                                                    embedder) -> None:
+    question = "Quand l'événement a-t-il eu lieu ?"
+    qa, _ = _qa(corpus_index, embedder, "When did the event take place?", DATE_EN,
+                "L'événement a eu lieu à New York le 28 novembre 2018.")
+    answer = qa.answer(question)
+    assert answer.language == "fr" and strip_markers(answer.text) == strip_markers(DATE_EN)
+
+
+def test_each_sentence_is_translated_with_its_citations_put_back(corpus_index,
+                                                                 embedder) -> None:
+    two = f"{ANSWER_EN} {DATE_EN}"
+    qa, generator = _qa(corpus_index, embedder, "Who joined, and when was the event?", two,
+                        "印度和巴基斯坦获得了正式成员资格。\n(注释)",
+                        "活动于2018年11月27日在纽约举行。")
+    answer = qa.answer("谁加入了，活动是什么时候？")
+    # The checked English answer's markers (the checks may renumber them), no spaces in Chinese.
+    shown = re.fullmatch(r"印度和巴基斯坦获得了正式成员资格\[(\d)\]。活动于2018年11月27日在纽约举行"
+                         r"\[(\d)\]。", answer.text)
+    assert shown and answer.language == "zh"
+    assert {int(n) for n in shown.groups()} == {c.n for c in answer.citations}
+    assert [call[-1]["content"] for call in generator.calls[2:]] == [
+        "India and Pakistan were granted full membership.",
+        "The event was held in New York on 27 November 2018."]
+
+
+def test_cited_sentences_keep_each_sentences_markers() -> None:
+    assert cited_sentences("A is B [1][2]. C is D [2]. [3] E, [1, 4] F. [5]") == [
+        ("A is B.", "[1][2]"), ("C is D.", "[2]"), ("E, F.", "[3][1][4][5]")]
 
 
 def test_a_refusal_is_given_in_the_question_language(corpus_index, embedder) -> None:
@@ -97,7 +126,7 @@ def test_an_english_question_costs_no_translation(corpus_index, embedder) -> Non
     qa, generator = _qa(corpus_index, embedder, ANSWER_EN)
     answer = qa.answer(MEMBERS_EN)
     assert (answer.text, answer.language, answer.query) == (ANSWER_EN, "", MEMBERS_EN)
-    assert len(generator.calls) == 1
+    assert len(generator.calls) == 1 and "asked as" not in generator.calls[0][-1]["content"]
 
 
 def test_translation_can_be_turned_off(corpus_index, embedder) -> None:

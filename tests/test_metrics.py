@@ -224,6 +224,16 @@ def test_answer_score_list_fraction() -> None:
     assert answer_score("purple", golds, "list") == 0.0
 
 
+def test_golds_in_unspaced_scripts_and_other_spellings() -> None:
+    assert contains_answer("上海合作组织峰会在青岛举行[4]。", "青岛")
+    assert not contains_answer("峰会在北京举行。", "青岛")
+    assert not contains_answer("Qingdaoxx", "Qingdao")  # spaced scripts keep word boundaries
+    golds = ["Bangkok", "Vienna|Vienne|Wien"]
+    assert answer_score("à New York, Bangkok et Vienne", golds, "list") == 1.0
+    assert answer_score("à New York et Bangkok", golds, "list") == 0.5
+    assert answer_score("in Wien", ["Vienna|Wien"], "fact") == 1.0
+
+
 def test_answer_score_require_all() -> None:
     """require_all is all-or-nothing, whatever the kind."""
     golds = ["red", "green", "blue"]

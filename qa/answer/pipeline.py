@@ -28,6 +28,7 @@ from qa.answer.prompting import (
     REFUSAL,
     answer_messages,
     answer_prefix,
+    asked_as,
     looks_like_refusal,
     passages_prefix,
     rewrite_messages,
@@ -76,6 +77,7 @@ class Draft:
     refusal_logprob: float | None = None  # the model's own log-probability of refusing
     reply_logprob: float | None = None  # the mean log-probability of the reply's tokens
     retried: bool = False  # asked a second time, with more passages, after a refusal
+    asked_as: str = ""  # the query in the question's own language, when it was translated
 
 
 @dataclass
@@ -219,6 +221,7 @@ class QA:
         documents, names = self.documents_language(retriever.index)
         asked = other_language(question, documents) if self.settings.translate else None
         if asked and other_language(draft.query, documents):
+            draft.asked_as = draft.query
             draft.query = translated_question(self.generator, draft.query, documents, names)
         draft.timings["rewrite_ms"] = _ms(time.perf_counter() - started)
         yield Event("query", text=draft.query)
@@ -305,7 +308,8 @@ class QA:
         t0 = time.perf_counter()
         markers = MarkerStream(len(draft.relevant))
         guard = self._guard(draft)
-        messages = answer_messages(draft.query, draft.relevant, self.system_prompt)
+        question = asked_as(draft.query, draft.asked_as) if draft.asked_as else draft.query
+        messages = answer_messages(question, draft.relevant, self.system_prompt)
         generator = self.generator
         # Scoring the refusal costs a forward pass; skip it when the decision is off (0).
         scored = generator.scores_alternatives and self.settings.min_confidence > 0

@@ -39,9 +39,9 @@ QUESTION_TRANSLATION_EXAMPLES = (
 )
 
 ANSWER_TRANSLATION_SYSTEM = (
-    "Translate the user's text into {language}. Keep every citation number in square brackets, "
-    "like [1], where it stands. Keep names, numbers and dates exactly as written, and leave "
-    "text in quotation marks untranslated. Reply with the translation only."
+    "Translate the user's sentence into {language}. Keep names, numbers and dates exactly as "
+    "written, and leave text in quotation marks untranslated. Reply with the translation "
+    "only."
 )
 
 _FENCE = re.compile(r"</?\s*passage", re.IGNORECASE)
@@ -130,6 +130,13 @@ def translation_messages(text: str, language: str, answer: bool = False,
             messages += [{"role": "user", "content": asked},
                          {"role": "assistant", "content": english}]
     return [*messages, {"role": "user", "content": text.strip()}]
+
+
+def asked_as(translation: str, original: str) -> str:
+    """The question of an answer prompt for a translated question: the translation, then the
+    words it was asked in (read beside the passages, a foreign abbreviation or a word the
+    translation got wrong is often clear; measured in BENCHMARKS.md, issue 22)."""
+    return f"{translation} (asked as: {original})"
 
 
 def looks_like_refusal(text: str) -> bool:

@@ -105,6 +105,9 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = frozenset(string.punctuation)
 
 
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")  # kana and CJK ideographs
+
+
 def normalize_answer(s: str) -> str:
     """Lower-case, strip punctuation and articles, collapse whitespace (SQuAD v1.1)."""
     s = s.lower()
@@ -141,20 +144,24 @@ def max_over_golds(fn: Callable[[str, str], float], prediction: str, golds: Iter
 
 
 def contains_answer(prediction: str, gold: str) -> bool:
-    """True if normalised gold occurs in normalised prediction on word boundaries."""
+    """True if normalised gold occurs in normalised prediction on word boundaries (anywhere,
+    for a gold in a script written without spaces, such as Chinese or Japanese)."""
     norm_gold = normalize_answer(gold)
     if not norm_gold:
         return False
+    if _UNSPACED.search(norm_gold):
+        return norm_gold in normalize_answer(prediction)
     return f" {norm_gold} " in f" {normalize_answer(prediction)} "
 
 
 def answer_score(
     prediction: str, answers: Sequence[str], kind: str, require_all: bool = False
 ) -> float:
-    """Score a prediction: all-or-nothing if require_all, list fraction, else any-match."""
+    """Score a prediction: all-or-nothing if require_all, list fraction, else any-match; a gold
+    may name its other spellings after '|' ('Vienna|Vienne|Wien'), any of which counts."""
     if not answers:
         raise ValueError("answer_score needs at least one gold answer")
-    found = [contains_answer(prediction, a) for a in answers]
+    found = [any(contains_answer(prediction, form) for form in a.split("|")) for a in answers]
     if require_all:
         return float(all(found))
     if kind == "list":
