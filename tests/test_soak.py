@@ -1,0 +1,36 @@
+"""Two minutes of the real-model soak (issue 20, point 5; `make soak-real` runs 30): the app
+as `python app.py` starts it, with the default model, answers every question, stream, search
+and upload of concurrent clients without a 5xx, and gives back its connections and threads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.soak import UPLOAD, soak
+
+PEAK_RSS_MIB = 6144  # measured: see BENCHMARKS.md section 5; the model is most of it
+
+
+@pytest.mark.model
+def test_two_minutes_of_mixed_traffic_on_the_real_app() -> None:
+    figures = soak(clients=4, seconds=120, warmup=30, sample_s=30)
+    outcomes = figures["outcomes"]
+    assert {o["status"] for o in outcomes} <= {200, 429}, figures["statuses"]
+    for path, row in figures["routes"].items():
+        assert row["statuses"].get(200, 0) >= 1, (path, row)
+    for outcome in outcomes:
+        if outcome["status"] != 200:
+            continue
+        if outcome["path"] == "/api/search":
+            assert outcome["text"] == figures["build_id"]
+        elif outcome["path"] == UPLOAD:
+            assert re.search(r"Indexed [\w-]+\.txt \(\d+ passages?\)", outcome["text"]), outcome
+        else:
+            assert outcome["text"].strip(), outcome
+    start_fds, end_fds = figures["fds"]
+    start_threads, end_threads = figures["threads"]
+    assert end_fds <= start_fds and end_threads <= start_threads, figures["samples"]
+    assert figures["peak_rss_mib"] < PEAK_RSS_MIB, figures["samples"]
+    assert figures["server_exit_status"] == 0
