@@ -17,7 +17,7 @@ import sys
 from common import ROOT, machine_facts, print_facts
 
 sys.path.insert(0, str(ROOT))
-from tests.soak import soak  # after the path to the tests folder
+from tests.soak import THINK_S, soak  # after the path to the tests folder
 
 
 def main() -> int:
@@ -26,13 +26,15 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=30.0, help="all traffic, warm-up in")
     parser.add_argument("--warmup", type=float, default=5.0, help="minutes not in the drift")
+    parser.add_argument("--think", type=float, default=THINK_S,
+                        help="each client's pause after a reply (s)")
     parser.add_argument("--json", help="write the figures (and every request) here")
     args = parser.parse_args()
     if not 0 < args.warmup < args.minutes or args.clients < 1:
         parser.error("need 0 < --warmup < --minutes and --clients >= 1")
     print_facts(f"real-model soak: {args.clients} clients, {args.minutes:g} min "
                 f"({args.warmup:g} min warm-up)")
-    figures = soak(args.clients, args.minutes * 60, args.warmup * 60)
+    figures = soak(args.clients, args.minutes * 60, args.warmup * 60, think=args.think)
     figures["machine"] = machine_facts()
     print(f"model: {figures['model']}; generator: {figures['generator']}")
     print(f"requests: {figures['requests']}, statuses {figures['statuses']}")
@@ -45,8 +47,8 @@ def main() -> int:
               f"{sample['threads']} threads")
     print(f"RSS drift after the warm-up: {figures['rss_drift_after_warmup']:+.1%} (bound 5 %); "
           f"open files {figures['fds'][0]} -> {figures['fds'][1]}, threads "
-          f"{figures['threads'][0]} -> {figures['threads'][1]}; server exit status "
-          f"{figures['server_exit_status']}")
+          f"{figures['threads'][0]} -> {figures['threads'][1]}; clean shutdown: "
+          f"{figures['clean_stop']}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(figures, out, indent=1, ensure_ascii=False)

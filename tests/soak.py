@@ -15,6 +15,7 @@ import html
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ CYCLE = ("/api/ask", "/api/search", "/api/ask/stream", "/api/search", "upload")
 UPLOAD = "upload"  # the chat app's upload (Gradio's /upload endpoint), not an /api/ route
 ANSWER_TIMEOUT_S = 600.0  # a reply not in by then counts as no reply (status 0)
 SETTLE_S = 30.0  # how long the end count waits for connections and workers to wind down
+THINK_S = 5.0  # a visitor's pause after each reply: the default rate limit is 12 a minute
 
 
 def questions() -> list[str]:
@@ -132,19 +134,19 @@ class Visitor:
         self.chat = Client(f"{self.url}/", verbose=False)
         self.step = self.n  # clients start at different points of the cycle
 
-    def one(self) -> None:
-        """The next request of the cycle; a 429 waits its Retry-After."""
+    def one(self, think: float) -> None:
+        """The next request of the cycle, then a pause of `think` seconds (twice after a
+        429)."""
         path = CYCLE[self.step % len(CYCLE)]
         self.step += 1
         if path == UPLOAD:
-            self.outcomes.append(self.upload())
-            return
-        question = self.rng.choice(self.questions)
-        body = {"query": question} if path == "/api/search" else {"question": question}
-        outcome = send(self.http, path, body, ANSWER_TIMEOUT_S)
+            outcome = self.upload()
+        else:
+            question = self.rng.choice(self.questions)
+            body = {"query": question} if path == "/api/search" else {"question": question}
+            outcome = send(self.http, path, body, ANSWER_TIMEOUT_S)
         self.outcomes.append(outcome)
-        if outcome.status == 429:
-            time.sleep(5.0)
+        time.sleep(think * (2 if outcome.status == 429 else 1))
 
     def upload(self) -> Outcome:
         """One small file through the chat app's upload, as a browser sends it; 200 when the
@@ -170,7 +172,8 @@ class Visitor:
         self.chat.close()
 
 
-def _run(visitors: list[Visitor], seconds: float, on_minute: Any, sample_s: float) -> None:
+def _run(visitors: list[Visitor], seconds: float, think: float, on_minute: Any,
+         sample_s: float) -> None:
     """Every visitor sends requests until `seconds` pass (and finishes the one under way);
     on_minute() is called every sample_s meanwhile."""
     deadline = time.monotonic() + seconds
@@ -179,7 +182,7 @@ def _run(visitors: list[Visitor], seconds: float, on_minute: Any, sample_s: floa
     def loop(visitor: Visitor) -> None:
         try:
             while time.monotonic() < deadline:
-                visitor.one()
+                visitor.one(think)
         except BaseException as exc:  # noqa: BLE001 - a bug of the driver: raised after the join
             errors.append(exc)
         finally:
@@ -210,9 +213,10 @@ def _settled(pid: int, since: float, start: Probe) -> Probe:
 
 
 def soak(clients: int, seconds: float, warmup: float, sample_s: float = 60.0,
-         env: dict[str, str] | None = None) -> dict[str, Any]:
+         think: float = THINK_S, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Start the app, run `clients` visitors for `seconds` (the first `warmup` of them warm
-    up), stop it; the figures as a JSON-ready dict (see report())."""
+    up; each pausing `think` seconds after a reply), stop it; the figures as a JSON-ready dict
+    (see report())."""
     # One generation slot per client: every question is taken and waits its turn for the one
     # compute thread, rather than being turned away with 503 "busy".
     server = AppServer({"QA_MAX_CONCURRENT_GENERATIONS": str(clients), **(env or {})})
@@ -227,11 +231,11 @@ def soak(clients: int, seconds: float, warmup: float, sample_s: float = 60.0,
         def sample(phase: str) -> None:
             samples.append({"phase": phase, **asdict(probe(pid, since))})
 
-        _run(visitors, warmup, lambda: sample("warm-up"), sample_s)
+        _run(visitors, warmup, think, lambda: sample("warm-up"), sample_s)
         time.sleep(2.0)  # connections closed by the clients are closed by the server too
         start = probe(pid, since)
         samples.append({"phase": "start", **asdict(start)})
-        _run(visitors, seconds - warmup, lambda: sample("soak"), sample_s)
+        _run(visitors, seconds - warmup, think, lambda: sample("soak"), sample_s)
         end = _settled(pid, since, start)
         samples.append({"phase": "end", **asdict(end)})
     finally:
@@ -239,12 +243,13 @@ def soak(clients: int, seconds: float, warmup: float, sample_s: float = 60.0,
             visitor.close()  # its chat session's heartbeat stream would hold the shutdown
         status = server.stop()
     outcomes = [o for visitor in visitors for o in visitor.outcomes]
-    return report(outcomes, samples, start, end, server.health, status,
-                  {"clients": clients, "seconds": seconds, "warmup_s": warmup})
+    clean = status in (0, -signal.SIGTERM) and "Application shutdown complete" in server.tail()
+    return report(outcomes, samples, start, end, server.health, clean,
+                  {"clients": clients, "seconds": seconds, "warmup_s": warmup, "think_s": think})
 
 
 def report(outcomes: list[Outcome], samples: list[dict[str, Any]], start: Probe, end: Probe,
-           health: dict[str, Any], exit_status: int, run: dict[str, Any]) -> dict[str, Any]:
+           health: dict[str, Any], clean_stop: bool, run: dict[str, Any]) -> dict[str, Any]:
     """requests, statuses and p50/p95 per route, the memory samples, the drift after the
     warm-up, open files and threads at the start and the end, and which checks failed."""
     routes = {}
@@ -259,12 +264,13 @@ def report(outcomes: list[Outcome], samples: list[dict[str, Any]], start: Probe,
     problems = ([f"statuses {failed}"] if failed else []) + (
         [f"RSS drift {drift:+.1%}"] if abs(drift) >= 0.05 else []) + (
         [f"open files {start.fds} -> {end.fds}"] if end.fds > start.fds else []) + (
-        [f"threads {start.threads} -> {end.threads}"] if end.threads > start.threads else [])
+        [f"threads {start.threads} -> {end.threads}"] if end.threads > start.threads else []) + (
+        [] if clean_stop else ["the server did not shut down cleanly"])
     return {"run": run, "model": health.get("model"), "generator": health.get("generator"),
             "build_id": health.get("index", {}).get("build_id"),
             "requests": len(outcomes), "statuses": statuses(outcomes), "routes": routes,
             "samples": samples, "rss_drift_after_warmup": round(drift, 4),
             "peak_rss_mib": max(s["hwm_mib"] for s in samples),
             "fds": [start.fds, end.fds], "threads": [start.threads, end.threads],
-            "server_exit_status": exit_status, "problems": problems,
+            "clean_stop": clean_stop, "problems": problems,
             "outcomes": [asdict(o) for o in outcomes]}
