@@ -6,8 +6,9 @@ and threads sampled every minute.
 The run: the server starts and reports ready on /api/health; the clients run for `warmup`
 seconds; they stop, close their connections, and the server's open files and threads are
 counted (the start); they run until `seconds` have passed in all, sampling the server's memory
-every `sample_s`; they stop again and the count is taken again (the end). RSS drift is the last
-sample after the warm-up against the first one after it."""
+every `sample_s`; they stop again and the count is taken again (the end). RSS drift is the end's
+RSS against the start's (both at rest), and under load the last minute's sample against the
+first after the warm-up."""
 
 from __future__ import annotations
 
@@ -258,11 +259,15 @@ def report(outcomes: list[Outcome], samples: list[dict[str, Any]], start: Probe,
         routes[path] = {"requests": len(mine), "statuses": statuses(mine),
                         "p50_ms": round(latency_ms(mine, 50), 1) if mine else None,
                         "p95_ms": round(latency_ms(mine, 95), 1) if mine else None}
-    after = [s["rss_mib"] for s in samples if s["phase"] in ("start", "soak")]
-    drift = (after[-1] - after[0]) / after[0] if len(after) > 1 else 0.0
+    # Drift: at rest (no request under way) at the end against at rest after the warm-up;
+    # busy: the last minute's sample against the first after the warm-up (both under load).
+    drift = (end.rss_mib - start.rss_mib) / start.rss_mib
+    busy = [s["rss_mib"] for s in samples if s["phase"] == "soak"]
+    busy_drift = (busy[-1] - busy[0]) / busy[0] if len(busy) > 1 else 0.0
     failed = sorted({o.status for o in outcomes if o.status >= 500 or o.status == 0})
     problems = ([f"statuses {failed}"] if failed else []) + (
         [f"RSS drift {drift:+.1%}"] if abs(drift) >= 0.05 else []) + (
+        [f"RSS drift under load {busy_drift:+.1%}"] if abs(busy_drift) >= 0.05 else []) + (
         [f"open files {start.fds} -> {end.fds}"] if end.fds > start.fds else []) + (
         [f"threads {start.threads} -> {end.threads}"] if end.threads > start.threads else []) + (
         [] if clean_stop else ["the server did not shut down cleanly"])
@@ -270,6 +275,7 @@ def report(outcomes: list[Outcome], samples: list[dict[str, Any]], start: Probe,
             "build_id": health.get("index", {}).get("build_id"),
             "requests": len(outcomes), "statuses": statuses(outcomes), "routes": routes,
             "samples": samples, "rss_drift_after_warmup": round(drift, 4),
+            "rss_drift_under_load": round(busy_drift, 4),
             "peak_rss_mib": max(s["hwm_mib"] for s in samples),
             "fds": [start.fds, end.fds], "threads": [start.threads, end.threads],
             "clean_stop": clean_stop, "problems": problems,

@@ -12,7 +12,7 @@ import pytest
 from tests.soak import UPLOAD, soak
 
 PEAK_RSS_MIB = 10 * 1024  # the app's peak: 8.9 GiB measured (BENCHMARKS.md section 5)
-PEAK_GROWTH_MIB = 512  # how far the peak may rise after the warm-up (measured: 0)
+PEAK_GROWTH_MIB = 768  # how far the peak may rise after the warm-up (measured: 0 to 323)
 
 
 def available_mib() -> float:
