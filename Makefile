@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLAMA_STAMP := $(VENV)/.installed-llama
 
-.PHONY: setup setup-llama run ask browser test test-fast lint index soak load
+.PHONY: setup setup-llama run ask browser test test-fast lint index soak soak-real load
 
 setup: $(STAMP)
 
@@ -65,3 +65,8 @@ soak: setup
 # The load figures of BENCHMARKS.md ("Load"): 60 s per phase and a 10-minute memory soak.
 load: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/load.py --seconds 60 --soak 600
+
+# Issue 20's soak with the real default model (outside CI; tests/test_soak.py runs 2 minutes):
+# app.py, 8 clients for 30 minutes mixing ask, stream, search and small uploads.
+soak-real: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/soak_real.py --clients 8 --minutes 30 --warmup 5

@@ -66,25 +66,34 @@ BODIES: dict[str, dict[str, Any]] = {"/api/ask": {"question": QUESTION},
                                      "/api/search": {"query": QUESTION}}
 
 
-def _text(path: str, reply: httpx.Response) -> str:
-    """What the test checks of a reply: answer text, search build id or the error."""
+def _text(path: str, reply: httpx.Response) -> tuple[int, str]:
+    """The status and what the test checks of a reply: answer text, search build id or the
+    error (a stream that ends with an `error` event has that event's status)."""
     if path == "/api/ask/stream" and reply.status_code == 200:
-        events = [line.removeprefix("data: ") for line in reply.text.splitlines()
+        events = [json.loads(line.removeprefix("data: ")) for line in reply.text.splitlines()
                   if line.startswith("data: ")]
-        return str(json.loads(events[-1]).get("text", events[-1])) if events else ""
-    data = reply.json()
+        last = events[-1] if events else {}
+        if "error" in last:
+            return int(last.get("status", 500)), str(last["error"])
+        return 200, str(last.get("text", last))
     if reply.status_code != 200:
-        return str(data.get("error", data))
-    return str(data["build_id"] if path == "/api/search" else data["text"])
+        try:
+            return reply.status_code, str(reply.json().get("error", reply.text))
+        except (ValueError, AttributeError):  # not a JSON object: uvicorn's own reply
+            return reply.status_code, reply.text[:200]
+    data = reply.json()
+    return 200, str(data["build_id"] if path == "/api/search" else data["text"])
 
 
-def send(client: httpx.Client, path: str) -> Outcome:
-    """POST path's body; the whole reply (all events of a stream) is read."""
+def send(client: httpx.Client, path: str, body: dict[str, Any] | None = None,
+         timeout: float = TIMEOUT_S) -> Outcome:
+    """POST body (default: path's in BODIES); the whole reply (all events of a stream) is
+    read; no reply within timeout is status 0."""
     started = time.perf_counter()
     try:
-        reply = client.post(path, json=BODIES[path], timeout=TIMEOUT_S)
-        text = _text(path, reply)
-        return Outcome(path, reply.status_code, time.perf_counter() - started, text)
+        reply = client.post(path, json=BODIES[path] if body is None else body, timeout=timeout)
+        status, text = _text(path, reply)
+        return Outcome(path, status, time.perf_counter() - started, text)
     except httpx.HTTPError as exc:
         return Outcome(path, 0, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
 
@@ -94,7 +103,8 @@ def address(n: int) -> str:
     return f"127.0.{1 + n // 250}.{2 + n % 250}"
 
 
-def _client(url: str, n: int) -> httpx.Client:
+def loopback_client(url: str, n: int) -> httpx.Client:
+    """An HTTP client for url that connects from the n-th client's own loopback address."""
     transport = httpx.HTTPTransport(local_address=address(n))
     return httpx.Client(base_url=url, transport=transport, timeout=TIMEOUT_S)
 
@@ -108,7 +118,7 @@ def clients(url: str, count: int, seconds: float, paths: tuple[str, ...],
     lock = threading.Lock()
 
     def run(n: int) -> None:
-        with _client(url, n) as client:
+        with loopback_client(url, n) as client:
             i = n
             while time.monotonic() < deadline:
                 outcome = send(client, paths[i % len(paths)])
@@ -129,7 +139,7 @@ def paced(url: str, rate: float, seconds: float, path: str,
           addresses: int = 10) -> list[Outcome]:
     """Open loop: one request every 1/rate seconds whatever the answers' latency, sent in
     turn from `addresses` loopback addresses."""
-    pool = [_client(url, n) for n in range(addresses)]
+    pool = [loopback_client(url, n) for n in range(addresses)]
     total = int(rate * seconds)
     start = time.monotonic()
 

@@ -3,15 +3,23 @@ bound to the allowed origins, and the chat app's password (Gradio's own login)."
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import pytest
+from fastapi import FastAPI
 from gradio_client import Client
 
+from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import SettingsError
+from qa.serve.api import create_api
 from qa.serve.keys import ApiKeys, ui_password
 from qa.serve.middleware import UNAUTHORIZED
-from tests.test_api import REPLY, Serve, serve, sse  # noqa: F401 - the fixture
+from qa.serve.starting import StartingApp
+from tests.fakes import ScriptedGenerator
+from tests.test_api import REPLY, Serve, running, serve, sse  # noqa: F401 - the fixture
 from tests.test_app import MEMBERS
 
 SECRET = "s3cret-key-0123456789abcdef"
@@ -153,3 +161,37 @@ def test_ui_password_check() -> None:
     check = ui_password({"QA_UI_PASSWORD": "pw-1"})
     assert check is not None and check("x", "pw-1") and not check("x", "pw-2")
     assert ui_password({}) is None
+
+
+def test_health_answers_without_a_key_during_start_up(corpus_index, embedder,
+                                                      keyed: None) -> None:
+    """A start-up probe needs no key: /api/health says "starting" (nothing secret); every
+    other route is a 503 until the app is built, and then the keys apply to all of /api/."""
+    gate = threading.Event()
+
+    def build() -> FastAPI:
+        assert gate.wait(60)
+        qa = QA(Settings.from_env(), corpus_index, embedder, ScriptedGenerator(REPLY))
+        return create_api(qa, None, settings=ALLOWED, mount_ui=False)
+
+    starting = StartingApp(build, lambda: "opening the index", lambda exc: None,
+                           model="qwen2.5-coder-1.5b")
+    with running(starting) as url, httpx.Client(base_url=url, timeout=30) as client:
+        health = client.get("/api/health")
+        assert health.status_code == 200 and health.json() == {
+            "status": "starting", "state": "opening the index",
+            "model": {"name": "qwen2.5-coder-1.5b", "state": "waiting for start-up",
+                      "ready": False}}
+        for headers in ({}, bearer(SECRET)):
+            asked = client.post("/api/ask", json={"question": MEMBERS}, headers=headers)
+            assert (asked.status_code, asked.headers["retry-after"]) == (503, "5")
+            assert asked.json() == {"error": "the app is starting (opening the index); "
+                                             "retry shortly"}
+        gate.set()
+        deadline = time.monotonic() + 60
+        while client.get("/api/health", headers=bearer(SECRET)).json()["status"] == "starting":
+            assert starting.error is None and time.monotonic() < deadline, "not built"
+            time.sleep(0.05)
+        assert client.get("/api/health").status_code == 401
+        assert client.get("/api/health", headers=bearer(SECRET)).json()["status"] == "ok"
+        assert client.post("/api/ask", json={"question": MEMBERS}).status_code == 401
