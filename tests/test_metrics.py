@@ -227,6 +227,8 @@ def test_answer_score_list_fraction() -> None:
 def test_golds_in_unspaced_scripts_and_other_spellings() -> None:
     assert contains_answer("上海合作组织峰会在青岛举行[4]。", "青岛")
     assert not contains_answer("峰会在北京举行。", "青岛")
+    assert contains_answer("活动于2018年11月27日举行[1]。", "2018")
+    assert not contains_answer("活动于20189年举行。", "2018")
     assert not contains_answer("Qingdaoxx", "Qingdao")  # spaced scripts keep word boundaries
     golds = ["Bangkok", "Vienna|Vienne|Wien"]
     assert answer_score("à New York, Bangkok et Vienne", golds, "list") == 1.0

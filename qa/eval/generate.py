@@ -66,7 +66,8 @@ _UNANSWERABLE_SHOT: list[Message] = [
     {"role": "assistant", "content": "When was the Chain Bridge in Budapest opened?"},
 ]
 _LABELLED = re.compile(r"\**\b(question|answer)\**\s*:\s*", re.IGNORECASE)
-_NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")
+# A name in a question: capitalised words in a row (not the question's first word).
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+(?:\s+(?:of\s+|the\s+)?[A-Z][\w-]+)*")
 _LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
 _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
@@ -99,13 +100,24 @@ class Generated:
         return sum(1 for r in self.rows if r["answers"])
 
 
+def heading(text: str) -> bool:
+    """Whether a line reads as a title (no closing punctuation, half its words or more
+    capitalised) rather than a sentence that states something."""
+    words = text.split()
+    capitalised = sum(1 for w in words if w[:1].isupper())
+    return not text.rstrip("\"'\u201d\u2019)").endswith((".", "!", "?")) and (
+        2 * capitalised >= len(words))
+
+
 def sentences(index: Index) -> list[Sentence]:
-    """The index's document sentences of 6 to 60 words, in document order, each once."""
+    """The index's document sentences of 6 to 60 words, headings left out, in document
+    order, each once."""
     found: dict[str, Sentence] = {}
     for doc in sorted(index.documents.values(), key=lambda d: d.source):
         for start, end in sentence_spans(doc.text):
             text = doc.text[start:end]
-            if MIN_SENTENCE_WORDS <= len(text.split()) <= MAX_SENTENCE_WORDS:
+            if MIN_SENTENCE_WORDS <= len(text.split()) <= MAX_SENTENCE_WORDS and not heading(
+                    text):
                 found.setdefault(text, Sentence(text, doc.source, doc.page_at(start)))
     return list(found.values())
 
@@ -288,14 +300,25 @@ def generate_questions(index: Index, generator: Generator, embedder: Embedder,
     return out
 
 
+def absent_names(question: str, vocabulary: set[str]) -> list[str]:
+    """The names in question (capitalised words in a row) that no document may mean: none of
+    their words is in the documents' vocabulary, nor their initials ('United Nations', 'UN')."""
+    names = _NAME.findall(question)
+    missing = []
+    for name, words in zip(names, tokenize(names), strict=True):
+        initials = "".join(w[0] for w in name.split() if w[:1].isupper()).lower()
+        if words and not set(words) & vocabulary and not (
+                len(initials) > 1 and initials in vocabulary):
+            missing.append(name)
+    return list(dict.fromkeys(missing))
+
+
 def _why_unanswerable(question: str, retriever: Retriever, vocabulary: set[str],
                       floor: float) -> str:
     """Why no document answers question ('' when one may): no passage at the similarity
-    floor, or a name (a capitalised word inside it) that no document contains."""
+    floor, or a name that no document may mean (absent_names)."""
     hits = retriever.search(question, 1)
     if not hits or hits[0].dense_score < floor:
         return "no passage reaches the similarity floor"
-    names = _NAME.findall(question)
-    missing = [n for n, words in zip(names, tokenize(names), strict=True)
-               if words and not set(words) & vocabulary]
-    return f"no document names {', '.join(dict.fromkeys(missing))}" if missing else ""
+    missing = absent_names(question, vocabulary)
+    return f"no document names {', '.join(missing)}" if missing else ""

@@ -105,7 +105,8 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = frozenset(string.punctuation)
 
 
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")  # kana and CJK ideographs
+# A word character of a script written with spaces between words (not kana or CJK ideographs).
+_SPACED_WORD = r"[^\W\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
 
 
 def normalize_answer(s: str) -> str:
@@ -144,14 +145,14 @@ def max_over_golds(fn: Callable[[str, str], float], prediction: str, golds: Iter
 
 
 def contains_answer(prediction: str, gold: str) -> bool:
-    """True if normalised gold occurs in normalised prediction on word boundaries (anywhere,
-    for a gold in a script written without spaces, such as Chinese or Japanese)."""
+    """True if normalised gold occurs in normalised prediction on word boundaries; a script
+    written without spaces (Chinese, Japanese) is its own boundary ('2018年', '在青岛举行')."""
     norm_gold = normalize_answer(gold)
     if not norm_gold:
         return False
-    if _UNSPACED.search(norm_gold):
-        return norm_gold in normalize_answer(prediction)
-    return f" {norm_gold} " in f" {normalize_answer(prediction)} "
+    found = re.search(rf"(?<!{_SPACED_WORD}){re.escape(norm_gold)}(?!{_SPACED_WORD})",
+                      normalize_answer(prediction))
+    return found is not None
 
 
 def answer_score(
