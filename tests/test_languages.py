@@ -15,6 +15,7 @@ from qa.answer.languages import LANGUAGES, detect, language_of_documents, other_
 from qa.answer.pipeline import QA
 from qa.answer.translation import cited_sentences
 from qa.config import Settings
+from qa.eval.qa_eval import evaluate, read_questions
 from qa.eval.squad import load_squad
 from tests.fakes import ScriptedGenerator
 
@@ -141,3 +142,22 @@ def test_an_unusable_translation_leaves_the_question_as_asked(corpus_index, embe
     qa, _ = _qa(corpus_index, embedder, "", "The documents do not say.")
     answer = qa.answer(MEMBERS_FR)
     assert answer.query == MEMBERS_FR and answer.refused
+
+
+def test_qa_eval_reports_each_language(tmp_path, corpus_index, embedder) -> None:
+    rows = [{"id": "a", "lang": "fr", "q": MEMBERS_FR, "answers": ["Inde|India", "Pakistan"],
+             "kind": "list"},
+            {"id": "b", "lang": "en", "q": "What is the annual budget of the SCO?",
+             "answers": [], "kind": "unanswerable"}]
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    qa, _ = _qa(corpus_index, embedder, MEMBERS_EN, ANSWER_EN, ANSWER_FR.replace(" [1]", ""),
+                "The documents do not say.")
+    report = evaluate(qa, read_questions(path))
+    assert {lang: (v["questions"], v["answer_accuracy"], v["refusal_accuracy"])
+            for lang, v in report["by_language"].items()} == {"en": (1, None, 1.0),
+                                                               "fr": (1, 1.0, None)}
+    assert [r["translate_ms"] > 0 for r in report["rows"]] == [True, False]  # English: none
+    assert "p50_translation_ms" in report["by_language"]["fr"]
+    assert [r["answer"] for r in report["rows"]] == [ANSWER_FR, "The documents do not say."]

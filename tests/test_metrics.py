@@ -229,6 +229,8 @@ def test_golds_in_unspaced_scripts_and_other_spellings() -> None:
     assert not contains_answer("峰会在北京举行。", "青岛")
     assert contains_answer("活动于2018年11月27日举行[1]。", "2018")
     assert not contains_answer("活动于20189年举行。", "2018")
+    assert contains_answer("L'Inde et le Pakistan", "Inde")
+    assert contains_answer("Mr Alimov’s remarks", "Alimov")
     assert not contains_answer("Qingdaoxx", "Qingdao")  # spaced scripts keep word boundaries
     golds = ["Bangkok", "Vienna|Vienne|Wien"]
     assert answer_score("à New York, Bangkok et Vienne", golds, "list") == 1.0

@@ -106,6 +106,7 @@ _PUNCT = frozenset(string.punctuation)
 
 
 # A word character of a script written with spaces between words (not kana or CJK ideographs).
+_APOSTROPHE = re.compile(r"['\u2019]")
 _SPACED_WORD = r"[^\W\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
 
 
@@ -146,12 +147,13 @@ def max_over_golds(fn: Callable[[str, str], float], prediction: str, golds: Iter
 
 def contains_answer(prediction: str, gold: str) -> bool:
     """True if normalised gold occurs in normalised prediction on word boundaries; a script
-    written without spaces (Chinese, Japanese) is its own boundary ('2018年', '在青岛举行')."""
-    norm_gold = normalize_answer(gold)
+    written without spaces (Chinese, Japanese) is its own boundary ('2018年', '在青岛举行'),
+    and so is an apostrophe ("l'Inde", "Alimov's")."""
+    norm_gold = normalize_answer(_APOSTROPHE.sub(" ", gold))
     if not norm_gold:
         return False
     found = re.search(rf"(?<!{_SPACED_WORD}){re.escape(norm_gold)}(?!{_SPACED_WORD})",
-                      normalize_answer(prediction))
+                      normalize_answer(_APOSTROPHE.sub(" ", prediction)))
     return found is not None
 
 

@@ -79,6 +79,9 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
             "citations": [asdict(c) for c in answer.citations],
             "latency": answer.timings.get("total_ms", 0.0),
             "first_token_ms": answer.timings.get("first_token_ms", 0.0),
+            # The question's rewrite or translation, and the answer's translation.
+            "rewrite_ms": answer.timings.get("rewrite_ms", 0.0),
+            "translate_ms": answer.timings.get("translate_ms", 0.0),
         })
         report("Answering questions", i, len(rows))
     answerable = [r for r, q in zip(out_rows, rows, strict=True) if not expects_refusal(q)]
@@ -108,7 +111,8 @@ def evaluate(qa: QA, rows: list[dict[str, Any]],
 
 def by_language(out_rows: list[dict[str, Any]], rows: list[dict[str, Any]]
                 ) -> dict[str, dict[str, Any]]:
-    """Answer and refusal accuracy, and whole-answer p50, per question file `lang`."""
+    """Answer and refusal accuracy, whole-answer p50 and the p50 time spent translating (the
+    question, then the answer), per question file `lang`."""
     out: dict[str, dict[str, Any]] = {}
     for lang in sorted({r["lang"] for r in out_rows}):
         mine = [(r, q) for r, q in zip(out_rows, rows, strict=True) if r["lang"] == lang]
@@ -118,5 +122,7 @@ def by_language(out_rows: list[dict[str, Any]], rows: list[dict[str, Any]]
             "questions": len(mine),
             "answer_accuracy": round(mean(answerable), 4) if answerable else None,
             "refusal_accuracy": round(mean(refusable), 4) if refusable else None,
-            "p50_total_ms": round(percentile([r["latency"] for r, _ in mine], 50), 1)}
+            "p50_total_ms": round(percentile([r["latency"] for r, _ in mine], 50), 1),
+            "p50_translation_ms": round(percentile(
+                [r["rewrite_ms"] + r["translate_ms"] for r, _ in mine], 50), 1)}
     return out
