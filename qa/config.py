@@ -103,7 +103,7 @@ class Settings:
     # chunks, IVF (approximate) from there on; "flat" or "ivf" forces one. ann_nprobe: the IVF
     # lists searched per query (0: the build's recorded value, nlist / 8).
     dense_index: DenseIndex = "auto"
-    ann_min_vectors: int = 300_000
+    ann_min_vectors: int = 250_000
     ann_nprobe: int = 0
     # A served index folder is checked this often for a new build (0: never; qa.serve.replica).
     index_poll_seconds: float = 2.0
