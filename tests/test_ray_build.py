@@ -126,6 +126,7 @@ def test_a_worker_killed_mid_build_leaves_a_complete_or_the_old_index(
     finally:
         if build.poll() is None:
             build.kill()
+    print(f"killed Ray worker {workers[0]}: exit status {build.returncode}")
     if build.returncode == 0:  # Ray restarted the actor and retried its batches
         index = load_index(out)  # every file's size and sha256 verified
         documents, _ = LocalEngine().load([ROOT / "corpus", synthetic])

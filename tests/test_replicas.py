@@ -119,3 +119,30 @@ def test_replicas_swap_in_a_new_build_while_answering(replicas, settings: Settin
         hits = httpx.post(f"{url}/api/search", json={"query": "How many cranes does the "
                                                      "harbour of Tellmouth run?"}).json()["hits"]
         assert hits[0]["source"] == "cranes.md"
+
+
+def test_the_watcher_swaps_verified_builds_only(tmp_path: Path, settings: Settings,
+                                                embedder: Embedder) -> None:
+    from qa.answer.pipeline import QA
+    from qa.serve.replica import IndexWatcher
+    from tests.fakes import ScriptedGenerator
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(ROOT / "corpus", corpus)
+    qa = QA(settings, build_index([corpus], index, settings, embedder).index, embedder,
+            ScriptedGenerator("x"))
+    watcher = IndexWatcher(qa, index, seconds=60)
+    old = qa.index
+    assert not watcher.check() and qa.index is old  # the same build: nothing to do
+    (corpus / "cranes.md").write_text(NEW_DOC, encoding="utf-8")
+    second = build_index([corpus], index, settings, embedder).index.version
+    assert watcher.check() and qa.index.version == second
+    assert "cranes.md" in {d.source for d in qa.index.documents.values()}
+    # A build whose files fail verification is not swapped in; the index in use stays.
+    (corpus / "more.md").write_text("# More\n\nA third document about tide tables.\n")
+    build_index([corpus], index, settings, embedder)
+    with open(index / "chunks.jsonl", "a", encoding="utf-8") as fh:
+        fh.write("\n")
+    assert not watcher.check() and qa.index.version == second
+    shutil.rmtree(index)  # a folder gone (mid-swap, say): the index in use stays too
+    assert not watcher.check() and qa.index.version == second

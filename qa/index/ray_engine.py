@@ -32,7 +32,6 @@ from qa.types import Chunk, Document
 RAY_VERSION = "2.60.0"
 INSTALL = f"pip install '.[ray]' (or pip install 'ray[data]=={RAY_VERSION}')"
 OBJECT_STORE_MB = 500  # a local cluster's shared-memory object store
-log = logging.getLogger(__name__)
 
 
 def _read_files(batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
@@ -111,6 +110,7 @@ class RayEngine:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise UsageError(f"cannot start or reach the Ray cluster "
                                  f"{address or '(local)'}: {exc}") from None
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-stage plan lines
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.execution_options.preserve_order = True
@@ -125,8 +125,8 @@ class RayEngine:
              ) -> Any:
         ds = self.ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows),
                                                                            4 * self.actors)))
-        return ds.map_batches(worker, batch_size=1, num_cpus=1,
-                              concurrency=min(self.actors, len(rows)),
+        pool = self.ray.data.ActorPoolStrategy(size=min(self.actors, len(rows)))
+        return ds.map_batches(worker, batch_size=1, num_cpus=1, compute=pool,
                               fn_constructor_kwargs={"settings": _settings_dict(self.settings),
                                                      "backend": backend})
 
