@@ -43,6 +43,22 @@ def test_without_ray_the_engine_says_how_to_install_it(monkeypatch: pytest.Monke
     assert capsys.readouterr().err == "qa: error: --address needs --engine ray\n"
 
 
+def test_an_unreachable_head_is_one_line(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from tests.test_app import free_port
+
+    port = free_port()  # nothing listens there
+    assert main(["index", "build", str(ROOT / "corpus"), "--out", str(tmp_path / "i"),
+                 "--engine", "ray", "--address", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qa: error: cannot reach the Ray cluster at 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1 and not (tmp_path / "i").exists()
+    assert main(["index", "build", "--engine", "ray", "--address", "nowhere"]) == 2
+    assert capsys.readouterr().err == ("qa: error: --address must be 'auto' or a head's "
+                                       "host:port, got 'nowhere'\n")
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
     """A local Ray cluster of 2 CPUs with a small object store, for this module."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -79,6 +80,19 @@ class _Encoder(_Worker):
         return {"row": np.array(rows, dtype=np.int64), "vector": np.concatenate(vectors)}
 
 
+def _reachable(address: str) -> None:
+    """UsageError unless a head's host:port accepts a connection (ray.init would wait for
+    minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address must be 'auto' or a head's host:port, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: "
+                         f"{exc.strerror or exc}") from None
+
+
 def _settings_dict(settings: Settings) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
 
@@ -103,6 +117,8 @@ class RayEngine:
         if not ray.is_initialized():
             env = {"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                                 "OMP_NUM_THREADS": "1"}}
+            if address and address != "auto" and "://" not in address:
+                _reachable(address)
             try:
                 if address:
                     ray.init(address=address, runtime_env=env, log_to_driver=False)
