@@ -69,14 +69,14 @@ def configure(dense: Any, record: dict[str, Any] | None, settings: Settings) -> 
     set); IndexLoadError when the file's type is not the recorded one."""
     import faiss
 
-    kind = (record or {"type": "flat"}).get("type")
+    record = record or {"type": "flat"}
+    kind = record.get("type")
     is_ivf = isinstance(dense, faiss.IndexIVF)
     if kind not in ("flat", "ivf") or (kind == "ivf") != is_ivf:
         raise IndexLoadError(f"dense index is {type(dense).__name__}, the manifest says "
                              f"{kind!r}")
     if is_ivf:
-        assert record is not None
         if dense.direct_map.type == NO_MAP:  # older files: rows readable again
             dense.make_direct_map()
-        dense.nprobe = min(dense.nlist, settings.ann_nprobe or int(record["nprobe"]))
+        dense.nprobe = min(dense.nlist, settings.ann_nprobe or int(record.get("nprobe", 1)))
     return dense
