@@ -24,6 +24,11 @@ from qa.retrieve.hybrid import Retriever
 from tests.conftest import ROOT
 from tests.synthetic import TOPICS, write_synthetic
 
+try:  # imported at collection, not under capsys: Ray's log handler keeps the stream it finds
+    import ray  # noqa: F401
+except ImportError:
+    pass
+
 TIMING = {"created_at"}  # the manifest fields that say when, not what
 QUERIES = [f"yearly survey of {topic}" for topic in TOPICS[:8]] + [
     "Which countries became members?", "special event of the United Nations"]
@@ -114,46 +119,6 @@ def encoder_workers() -> list[int]:
         if cmdline.startswith("ray::") and "_Encoder" in cmdline:
             found.append(proc.info["pid"])
     return found
-
-
-@pytest.mark.slow  # ~800 chunks to embed: about a minute
-def test_without_restarts_a_killed_worker_is_a_clear_error_and_the_old_index_stays(
-        cluster: None, tmp_path: Path, settings: Settings, embedder: Embedder) -> None:
-    import threading
-
-    from qa.errors import IndexWriteError
-    from qa.index.ray_engine import RayEngine
-
-    out = tmp_path / "store" / "index"
-    old = build_index([ROOT / "corpus"], out, settings, embedder).index
-    synthetic = tmp_path / "synthetic"
-    write_synthetic(synthetic, documents=50, sentences=60, seed=4)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            build_index([ROOT / "corpus", synthetic], out, settings, embedder,
-                        engine=RayEngine(settings, restart_workers=False))
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            failure.append(exc)
-
-    builder = threading.Thread(target=run)
-    builder.start()
-    deadline = time.monotonic() + 240
-    workers: list[int] = []
-    while not workers and builder.is_alive() and time.monotonic() < deadline:
-        workers = encoder_workers()
-        time.sleep(0.2)
-    assert workers, "no embedding worker appeared"
-    os.kill(workers[0], signal.SIGKILL)
-    builder.join(600)
-    assert not builder.is_alive()
-    assert len(failure) == 1 and isinstance(failure[0], IndexWriteError), failure
-    message = str(failure[0])
-    assert message.startswith("the Ray build failed (") and "\n" not in message
-    assert message.endswith("; the previous index is unchanged")
-    assert load_index(out).version == old.version
-    assert sorted(p.name for p in out.parent.iterdir() if p.name != ".index.lock") == ["index"]
 
 
 @pytest.mark.slow  # a Ray cluster of its own and ~1,000 chunks to embed: about 2 minutes

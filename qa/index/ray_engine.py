@@ -104,16 +104,13 @@ class RayEngine:
     name = "ray"
 
     def __init__(self, settings: Settings, address: str | None = None,
-                 num_cpus: int | None = None, object_store_mb: int = OBJECT_STORE_MB,
-                 restart_workers: bool = True) -> None:
+                 num_cpus: int | None = None, object_store_mb: int = OBJECT_STORE_MB) -> None:
         try:
             import ray
         except ImportError:
             raise UsageError(f"--engine ray needs Ray: {INSTALL}") from None
         self.ray = ray
         self.settings = settings
-        # Ray Data restarts a dead actor and retries its batch; off, a dead actor fails the build.
-        self.restarts: dict[str, Any] = {} if restart_workers else {"max_restarts": 0}
         if not ray.is_initialized():
             env = {"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                                 "OMP_NUM_THREADS": "1"}}
@@ -147,7 +144,7 @@ class RayEngine:
         pool = self.ray.data.ActorPoolStrategy(size=min(self.actors, len(rows)))
         return ds.map_batches(worker, batch_size=1, num_cpus=1, compute=pool,
                               fn_constructor_kwargs={"settings": _settings_dict(self.settings),
-                                                     "backend": backend}, **self.restarts)
+                                                     "backend": backend})
 
     def load(self, paths: Sequence[str | Path]) -> tuple[list[Document], list[Skipped]]:
         files, skipped = files_under(paths)
