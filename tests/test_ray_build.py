@@ -3,6 +3,7 @@ worker killed mid-build; the message when Ray is not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,10 +25,9 @@ from qa.retrieve.hybrid import Retriever
 from tests.conftest import ROOT
 from tests.synthetic import TOPICS, write_synthetic
 
-try:  # imported at collection, not under capsys: Ray's log handler keeps the stream it finds
+# Imported at collection, not under capsys: Ray's log handler keeps the stream it finds.
+with contextlib.suppress(ImportError):
     import ray  # noqa: F401
-except ImportError:
-    pass
 
 TIMING = {"created_at"}  # the manifest fields that say when, not what
 QUERIES = [f"yearly survey of {topic}" for topic in TOPICS[:8]] + [
