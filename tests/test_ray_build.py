@@ -109,15 +109,19 @@ def test_a_ray_build_equals_the_local_build(cluster: None, tmp_path: Path, setti
     assert 0 < again.encoded <= 2 and again.reused == len(again.index.chunks) - again.encoded
 
 
-def encoder_workers() -> list[int]:
-    """Process ids of the Ray actors that embed (their process title names the class)."""
+def encoder_workers(driver: int) -> list[int]:
+    """Process ids of the Ray actors that embed for the build run by driver (its local
+    cluster's processes descend from it; their process title names the class)."""
     import psutil
 
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
+    for proc in psutil.Process(driver).children(recursive=True):
+        try:
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
         if cmdline.startswith("ray::") and "_Encoder" in cmdline:
-            found.append(proc.info["pid"])
+            found.append(proc.pid)
     return found
 
 
@@ -138,10 +142,11 @@ def test_a_worker_killed_mid_build_leaves_a_complete_or_the_old_index(
         deadline = time.monotonic() + 240
         workers: list[int] = []
         while not workers and build.poll() is None and time.monotonic() < deadline:
-            workers = encoder_workers()
+            workers = encoder_workers(build.pid)
             time.sleep(0.2)
         assert workers, "no embedding worker appeared"
         time.sleep(2.0)  # a batch or two under way
+        assert build.poll() is None, "the build ended before a worker could be killed"
         os.kill(workers[0], signal.SIGKILL)
         stdout, stderr = build.communicate(timeout=600)
     finally:
