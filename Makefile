@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU build; a loose requirement could pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,ocr,model-1-5b,model-0-5b]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ocr,model-1-5b,model-0-5b,ray]'
 	touch $(STAMP)
 
 # The optional llama.cpp backend (QA_BACKEND=llama.cpp) and its OpenAI-compatible server (the

@@ -1,6 +1,9 @@
 """Exact FAISS (IndexFlatIP) vs approximate (IVF-Flat, HNSW) on synthetic clustered vectors.
 
-Run: python bench/ann.py [--n 1000000] [--hnsw-n 200000] [--queries 200]
+Run: python bench/ann.py [--n 1000000] [--hnsw-n 200000] [--queries 200] [--kinds ivf,hnsw,qa]
+     python bench/ann.py --exact-sizes 200000,300000,400000   # exact search only, by size
+The `qa` kind is the dense index `qa index build` writes for n vectors (qa.index.dense, with
+the default settings): its type, parameters, recall and latency.
 Vectors are unit-length mixtures of Gaussians around random cluster centres (like sentence
 embeddings, which cluster by topic); queries are fresh draws from the same clusters.
 Each index is built, measured and freed in turn so peak memory stays near 2 copies of the data.
@@ -14,6 +17,9 @@ import time
 import faiss
 import numpy as np
 from common import pct, peak_rss_mib, print_facts
+
+from qa.config import Settings
+from qa.index.dense import build_dense
 
 
 def clustered(n: int, d: int, centres: np.ndarray, rng: np.random.Generator,
@@ -93,6 +99,15 @@ def measure(n: int, d: int, nq: int, kinds: list[str], seed: int) -> None:
             ids, times = timed_search(hnsw, xq, 10)
             line(f"HNSW32 efSearch={ef}", build, times, recall(ids, exact))
         del hnsw
+    if "qa" in kinds:
+        started = time.perf_counter()
+        built, record = build_dense(xb, Settings())
+        build = time.perf_counter() - started
+        ids, times = timed_search(built, xq, 10)
+        params = ", ".join(f"{k} {v}" for k, v in record.items() if k != "type")
+        line(f"qa build: {record['type']}", build, times, recall(ids, exact))
+        print(f"{'':<28} ({params or 'exact'})")
+        del built
     del xb, flat
 
 
@@ -104,16 +119,25 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="threads for building")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kinds", default="ivf,hnsw,qa",
+                        help="approximate indexes to measure: ivf, hnsw, qa (what qa builds)")
+    parser.add_argument("--exact-sizes", default="",
+                        help="comma-separated sizes: measure exact search only, at each")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     print_facts("exact vs approximate FAISS")
     print(f"{'faiss':>12}: {faiss.__version__}, {args.threads} threads to build, 1 to search")
-    if args.hnsw_n == args.n:
-        measure(args.n, args.dim, args.queries, ["ivf", "hnsw"], args.seed)
+    if args.exact_sizes:
+        for n in (int(size) for size in args.exact_sizes.split(",")):
+            measure(n, args.dim, args.queries, [], args.seed)
         return
-    measure(args.n, args.dim, args.queries, ["ivf"], args.seed)
+    kinds = args.kinds.split(",")
+    if args.hnsw_n == args.n:
+        measure(args.n, args.dim, args.queries, kinds, args.seed)
+        return
+    measure(args.n, args.dim, args.queries, [k for k in kinds if k != "hnsw"], args.seed)
     if args.hnsw_n:
-        measure(args.hnsw_n, args.dim, args.queries, ["ivf", "hnsw"], args.seed)
+        measure(args.hnsw_n, args.dim, args.queries, kinds, args.seed)
 
 
 if __name__ == "__main__":

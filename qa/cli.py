@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     build = index_sub.add_parser("build", help="index files and folders (default: corpus/)")
     build.add_argument("paths", nargs="*", type=Path)
     build.add_argument("--out", type=Path, help="index folder (default: index/)")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where to load, chunk and embed: this process, or a Ray cluster")
+    build.add_argument("--address", help="the Ray cluster: 'auto' or a head's host:port "
+                       "(default: a local cluster on this machine's cores)")
     status = index_sub.add_parser("status", help="say whether the index is fresh")
     status.add_argument("paths", nargs="*", type=Path)
     status.add_argument("--index", type=Path)
@@ -117,7 +121,14 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {reason}")
         return 1 if reasons else 0
     out = args.out or settings.index_dir
-    result = build_index(paths, out, settings, embedder, print_reporter)
+    if args.address and args.engine != "ray":
+        raise UsageError("--address needs --engine ray")
+    engine = None
+    if args.engine == "ray":
+        from qa.index.ray_engine import RayEngine
+
+        engine = RayEngine(settings, address=args.address)
+    result = build_index(paths, out, settings, embedder, print_reporter, engine=engine)
     for skipped in result.skipped:
         print(f"qa: {skipped}", file=sys.stderr)
     counts = result.index.manifest["counts"]

@@ -23,10 +23,12 @@ ModelName = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
 Fusion = Literal["rrf", "weighted"]
 Backend = Literal["transformers-int8", "llama.cpp", "transformers", "openai"]
 EmbedBackend = Literal["onnx-int8", "onnx", "torch"]
+DenseIndex = Literal["auto", "flat", "ivf"]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
 EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
+DENSE_INDEXES: tuple[DenseIndex, ...] = get_args(DenseIndex)
 LOCAL_BACKENDS = tuple(b for b in BACKENDS if b != "openai")  # those that load model files
 T = TypeVar("T")
 ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
@@ -97,6 +99,14 @@ class Settings:
     # The embedder's runtime (qa.index.embedding): ONNX Runtime with int8 weights, ONNX Runtime
     # in float32, or PyTorch. Indexes record it: changing it makes the index stale.
     embed_backend: EmbedBackend = "onnx-int8"
+    # The dense index a build writes (qa.index.dense): exact (flat) below ann_min_vectors
+    # chunks, IVF (approximate) from there on; "flat" or "ivf" forces one. ann_nprobe: the IVF
+    # lists searched per query (0: the build's recorded value, nlist / 8).
+    dense_index: DenseIndex = "auto"
+    ann_min_vectors: int = 250_000
+    ann_nprobe: int = 0
+    # A served index folder is checked this often for a new build (0: never; qa.serve.replica).
+    index_poll_seconds: float = 2.0
     # The int8 backend decodes through qa/generate/int8 kernels (compiled on first use; AVX-512
     # VNNI).
     native_kernels: bool = True
@@ -145,7 +155,8 @@ class Settings:
                     "max_upload_storage_mb", "upload_idle_minutes", "upload_read_seconds",
                     "upload_read_mb",
                     "rate_limit_per_minute", "rate_limit_burst",
-                    "max_concurrent_generations", "max_answer_seconds", "openai_timeout")
+                    "max_concurrent_generations", "max_answer_seconds", "openai_timeout",
+                    "ann_min_vectors")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
@@ -176,6 +187,10 @@ class Settings:
             raise SettingsError(f"proxy_hops must be 0 or more, got {self.proxy_hops}")
         one_of("backend", self.backend, BACKENDS)
         one_of("embed_backend", self.embed_backend, EMBED_BACKENDS)
+        one_of("dense_index", self.dense_index, DENSE_INDEXES)
+        for name in ("ann_nprobe", "index_poll_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.backend == "openai":
             check_base_url(self.openai_base_url)
         elif self.model not in MODEL_NAMES and not Path(self.model).expanduser().exists():

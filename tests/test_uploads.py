@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import UploadError
-from qa.index.store import EMBED_BATCH
+from qa.index.engine import EMBED_BATCH
 from qa.serve.api import create_api
 from qa.serve.gradio_app import ChatHandlers
 from qa.serve.state import Models

@@ -130,7 +130,8 @@ class QA:
                       generator: Generator | None = None) -> QA:
         """Load the index (verified) and the embedder; the generator stays lazy."""
         embedder = Embedder.from_settings(settings)
-        return cls(settings, load_index(index_dir or settings.index_dir), embedder, generator)
+        return cls(settings, load_index(index_dir or settings.index_dir, settings), embedder,
+                   generator)
 
     @property
     def index(self) -> Index:

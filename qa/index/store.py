@@ -19,16 +19,16 @@ import numpy as np
 from qa.config import Settings
 from qa.errors import IndexLoadError, IndexWriteError
 from qa.files import exclusive, sha256_file
+from qa.index.dense import build_dense, configure
 from qa.index.embedding import Embedder
+from qa.index.engine import Engine, LocalEngine
 from qa.index.lexical import BM25_FILES, BM25_PARAMS, build_bm25, load_bm25
-from qa.ingest.chunking import chunk_document
 from qa.ingest.corpus import Skipped, load_paths
 from qa.progress import Reporter, silent_reporter
 from qa.types import Chunk, Document
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-EMBED_BATCH = 64  # chunks embedded per compute-thread job
 DATA_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss",
               *(f"bm25/{name}" for name in BM25_FILES))
 
@@ -111,7 +111,7 @@ def _document_row(doc: Document) -> dict[str, Any]:
     return row
 
 
-def _document(row: dict[str, Any]) -> Document:
+def document_of_row(row: dict[str, Any]) -> Document:
     """A row of documents.jsonl (of any version) as a Document."""
     pages = tuple((int(a), int(b)) for a, b in row.pop("pages", ()))
     return Document(**row, pages=pages)
@@ -182,13 +182,14 @@ def _reusable_vectors(out: Path, record: dict[str, Any]) -> dict[str, np.ndarray
 def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
                 embedder: Embedder, report: Reporter = silent_reporter,
                 documents: list[Document] | None = None,
-                max_chunks: int | None = None) -> BuildResult:
-    """Load, chunk and embed documents; write the index to out atomically (one build of the
-    same folder at a time). IndexLoadError, before any embedding, when there are more than
-    max_chunks chunks."""
+                max_chunks: int | None = None, engine: Engine | None = None) -> BuildResult:
+    """Load, chunk and embed documents (on engine: default, in this process); write the index
+    to out atomically (one build of the same folder at a time). IndexLoadError, before any
+    embedding, when there are more than max_chunks chunks."""
+    engine = engine or LocalEngine()
     skipped: list[Skipped] = []
     if documents is None:
-        documents, skipped = load_paths(paths)
+        documents, skipped = engine.load(paths)
     if not documents:
         raise IndexLoadError("no documents to index" + "".join(f"\n  {s}" for s in skipped))
     out = Path(out)
@@ -196,7 +197,8 @@ def build_index(paths: Sequence[str | Path], out: Path, settings: Settings,
         out.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(_lock(out)):
             cleanup_leftovers(out)
-            return _build(documents, skipped, out, settings, embedder, report, max_chunks)
+            return _build(documents, skipped, out, settings, embedder, report, engine,
+                          max_chunks)
     except OSError as exc:  # the folder or its lock file cannot be made
         raise IndexWriteError(f"could not write the index to {out}: "
                               f"{exc.strerror or exc}") from None
@@ -222,13 +224,13 @@ def _within_chunks(per_doc: list[tuple[Document, list[Chunk]]], limit: int,
 
 
 def _build(documents: list[Document], skipped: list[Skipped], out: Path, settings: Settings,
-           embedder: Embedder, report: Reporter, max_chunks: int | None = None) -> BuildResult:
+           embedder: Embedder, report: Reporter, engine: Engine,
+           max_chunks: int | None = None) -> BuildResult:
     import faiss
 
     record = _settings_record(settings, embedder)
 
-    per_doc = [(doc, chunk_document(doc, embedder.token_offsets, settings.chunk_tokens,
-                                    settings.chunk_overlap_tokens)) for doc in documents]
+    per_doc = list(zip(documents, engine.chunk(documents, embedder, settings), strict=True))
     if max_chunks is not None:
         per_doc, skipped = _within_chunks(per_doc, max_chunks, skipped)
     documents = [doc for doc, _ in per_doc]
@@ -236,13 +238,8 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
     known = _reusable_vectors(out, record)
     # Similar lengths side by side: the embedder pads each batch to its longest text.
     todo = sorted((c.text for c in chunks if _text_key(c.text) not in known), key=len)
-    fresh: dict[str, np.ndarray] = {}
-    batch = EMBED_BATCH  # one compute-thread job each: an answer waits at most one batch
-    for i in range(0, len(todo), batch):
-        part = todo[i:i + batch]
-        for text, vec in zip(part, embedder.encode(part), strict=True):
-            fresh[_text_key(text)] = vec
-        report("Embedding chunks", min(i + batch, len(todo)), len(todo))
+    fresh = {_text_key(text): vec for text, vec in
+             zip(todo, engine.embed(todo, embedder, report), strict=True)}
     keys = [_text_key(c.text) for c in chunks]
     vectors = np.stack([fresh[k] if k in fresh else known[k] for k in keys]).astype(np.float32)
 
@@ -251,8 +248,7 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
         tmp.mkdir()
         _write_jsonl(tmp / "chunks.jsonl", [asdict(c) for c in chunks])
         _write_jsonl(tmp / "documents.jsonl", [_document_row(d) for d in documents])
-        dense = faiss.IndexFlatIP(vectors.shape[1])
-        dense.add(vectors)
+        dense, dense_record = build_dense(vectors, settings)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         (tmp / "bm25").mkdir()
         build_bm25([c.text for c in chunks], tmp / "bm25")
@@ -262,6 +258,7 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
             **record,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "dimension": int(vectors.shape[1]),
+            "dense": dense_record,
             "counts": {"documents": len(documents), "chunks": len(chunks)},
             "corpus": [_corpus_row(d) for d in documents],
             "files": files,
@@ -278,8 +275,8 @@ def _build(documents: list[Document], skipped: list[Skipped], out: Path, setting
                               "the previous index is unchanged") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return BuildResult(index=load_index(out), encoded=len(todo), reused=len(chunks) - len(todo),
-                       skipped=skipped)
+    return BuildResult(index=load_index(out, settings), encoded=len(todo),
+                       reused=len(chunks) - len(todo), skipped=skipped)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -319,16 +316,19 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def load_index(path: Path) -> Index:
-    """Verify hashes, then load; IndexLoadError with a clear reason on any problem."""
+def load_index(path: Path, settings: Settings | None = None) -> Index:
+    """Verify hashes, then load; IndexLoadError with a clear reason on any problem.
+    settings: the search parameters of an approximate index (default: the recorded ones)."""
     import faiss
 
     path = Path(path)
     manifest = verify(path)
     try:
         chunks = [Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")]
-        documents = {row["id"]: _document(row) for row in _read_jsonl(path / "documents.jsonl")}
-        dense = faiss.read_index(str(path / "dense.faiss"))
+        documents = {row["id"]: document_of_row(row)
+                     for row in _read_jsonl(path / "documents.jsonl")}
+        dense = configure(faiss.read_index(str(path / "dense.faiss")), manifest.get("dense"),
+                          settings or Settings())
         bm25 = load_bm25(path / "bm25")
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexLoadError(f"index at {path} cannot be loaded: {exc}") from None

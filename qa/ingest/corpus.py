@@ -207,7 +207,15 @@ def load_paths(paths: Sequence[str | Path], read: Reader = load_file,
                ) -> tuple[list[Document], list[Skipped]]:
     """Load files and folders (recursively) with read (default: in this process); return
     documents sorted by source, and skips."""
-    found: list[tuple[Document, Path]] = []
+    files, skipped = files_under(paths)
+    results = [(path, *read(path, source)) for path, source in files]
+    return collected(results, skipped)
+
+
+def files_under(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """(path, source) of every file given or under a given folder, in order, and the paths
+    that could not be listed."""
+    files: list[tuple[Path, str]] = []
     skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw)
@@ -220,12 +228,22 @@ def load_paths(paths: Sequence[str | Path], read: Reader = load_file,
         for item in items:
             if isinstance(item, Skipped):
                 skipped.append(item)
-                continue
-            doc, skip = read(*item)
-            if skip is not None:
-                skipped.append(skip)
-            if doc is not None:
-                found.append((doc, item[0]))
+            else:
+                files.append(item)
+    return files, skipped
+
+
+def collected(results: Sequence[tuple[Path, Document | None, Skipped | None]],
+              skipped: Sequence[Skipped]) -> tuple[list[Document], list[Skipped]]:
+    """What reading each file gave, as documents sorted by source (duplicates skipped) and
+    every skip, sorted."""
+    skipped = list(skipped)
+    found: list[tuple[Document, Path]] = []
+    for path, doc, skip in results:
+        if skip is not None:
+            skipped.append(skip)
+        if doc is not None:
+            found.append((doc, path))
     found.sort(key=lambda pair: (pair[0].source, pair[0].id, str(pair[1])))
     documents: list[Document] = []
     first: dict[str, Document] = {}

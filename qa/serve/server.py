@@ -12,27 +12,33 @@ from fastapi import FastAPI
 from qa.answer.pipeline import QA
 from qa.config import Settings
 from qa.errors import QAError, SettingsError
+from qa.generate.base import Generator
 from qa.generate.registry import check_model
 from qa.index.embedding import Embedder
 from qa.serve.api import create_api
 from qa.serve.keys import ApiKeys
+from qa.serve.replica import IndexWatcher
 from qa.serve.starting import StartingApp
 from qa.serve.state import LoadProgress, Models, open_index
 
 log = logging.getLogger("qa.serve")
 
 
-def serve(host: str, port: int, settings: Settings | None = None) -> None:
+def serve(host: str, port: int, settings: Settings | None = None,
+          generator: Generator | None = None) -> None:
     """Serve everything with uvicorn: a start-up page at once, then the app, once the index is
     opened (or rebuilt) and the app built; the model loads in the background after that.
 
     An exception of start-up (a corpus with nothing to index, say) stops the server and is
-    raised here. settings: default Settings.from_env()."""
+    raised here. settings: default Settings.from_env(); generator: default, the settings'
+    model. New builds written to the index folder by another process are swapped in (every
+    settings.index_poll_seconds; qa.serve.replica)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO)
     settings = settings or Settings.from_env()  # invalid values stop here, before the port opens
-    check_model(settings)  # and own model files that cannot run
+    if generator is None:
+        check_model(settings)  # and own model files that cannot run
     ApiKeys.from_env()  # and API keys too short to be keys
     progress = LoadProgress()
 
@@ -43,11 +49,13 @@ def serve(host: str, port: int, settings: Settings | None = None) -> None:
         if note:
             log.warning(note)
         progress.text = "building the app"
-        qa = QA(settings, index, embedder, report=progress)
+        qa = QA(settings, index, embedder, generator, report=progress)
         models = Models(qa, progress)
         app = create_api(qa, models, settings, note=note)
         progress.text = ""
         models.load_in_background()
+        if settings.index_poll_seconds > 0:
+            IndexWatcher(qa, index.path, settings.index_poll_seconds).start()
         log.info("serving on http://%s:%d/ (widget: /widget.js, demo: /widget/demo, API docs: "
                  "/api/docs)", host, port)
         return app

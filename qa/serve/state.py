@@ -34,7 +34,7 @@ def open_index(settings: Settings, embedder: Embedder,
     reasons = stale_reasons(folder, [settings.corpus_dir], settings, embedder)
     if not reasons:
         try:
-            return load_index(folder), ""
+            return load_index(folder, settings), ""
         except IndexLoadError as exc:
             reasons = [str(exc)]
     note = f"Rebuilt the index from {settings.corpus_dir.name}/ because: {'; '.join(reasons)}"
