@@ -32,6 +32,7 @@ def test_facts_are_the_names_numbers_and_dates_of_a_sentence() -> None:
     assert facts("The event was held at the UN Headquarters in New York on 27 November 2018, "
                  "and Rashid Alimov spoke.") == ["UN Headquarters", "New York",
                                                  "27 November 2018", "Rashid Alimov"]
+    assert facts("\u201cWe met in Astana,\u201d \"Our aim\" (She said) it.") == ["Astana"]
 
 
 def test_parse_pair_keeps_only_verbatim_answers() -> None:

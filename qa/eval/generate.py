@@ -39,8 +39,9 @@ UNANSWERABLE_SYSTEM = (
 )
 QUESTION_FOR_SYSTEM = (
     "You write quiz questions from one sentence. Write one question that the sentence answers "
-    "with exactly the given answer. The question names its subject and does not contain the "
-    "answer. Reply with the question only."
+    "with exactly the given answer. The question must make sense to a reader who never saw "
+    "the sentence: it names who or what it is about (never 'this' or 'the sentence') and does "
+    "not contain the answer. Reply with the question only."
 )
 ANSWER_SYSTEM = (
     "Answer the question from the sentence with the shortest phrase that answers it, copied "
@@ -57,9 +58,12 @@ _ANSWER_SHOT: list[Message] = [
                                 "over the Tagus?"},
     {"role": "assistant", "content": "2,277 metres"},
 ]
+_QUOTE = "\"Exports grew by 4 % last year,\" the trade minister said in Lisbon."
 _QUESTION_FOR_SHOT: list[Message] = [
     {"role": "user", "content": f"Sentence: {_EXAMPLE}\nAnswer: 2,277 metres"},
     {"role": "assistant", "content": "How long is the bridge over the Tagus?"},
+    {"role": "user", "content": f"Sentence: {_QUOTE}\nAnswer: the trade minister"},
+    {"role": "assistant", "content": "Who said that exports grew by 4 % last year?"},
 ]
 _UNANSWERABLE_SHOT: list[Message] = [
     {"role": "user", "content": "Question: When was the bridge over the Tagus opened?"},
@@ -71,6 +75,7 @@ _NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+(?:\s+(?:of\s+|the\s+)?[A-Z][
 _LABEL = re.compile(r"^\**question\**\s*:\s*", re.IGNORECASE)
 _MENTIONS_SENTENCE = re.compile(r"\bsentences?\b", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
+_OPENS = "\"'\u201c\u2018("  # a capital after these starts a quote, not a name
 MAX_ANSWER_WORDS = 12
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 6, 60
 ROUNDS = 6  # questions asked of one sentence at most, each for a fact not asked before
@@ -124,9 +129,10 @@ def sentences(index: Index) -> list[Sentence]:
 
 def facts(sentence: str) -> list[str]:
     """The names, numbers and dates of a sentence, in order, each once (its first word only
-    when it is more than a capital letter's start)."""
-    found = [m.group().strip() for m in _FACT.finditer(sentence) if m.start() > 0
-             or " " in m.group().strip()]
+    when it is more than a capital letter's start, and so for a quote's)."""
+    found = [m.group().strip() for m in _FACT.finditer(sentence)
+             if " " in m.group().strip()
+             or (m.start() > 0 and sentence[m.start() - 1] not in _OPENS)]
     return list(dict.fromkeys(f for f in found if len(f) > 1))
 
 
