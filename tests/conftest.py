@@ -36,6 +36,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.model)
         if used & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)
+    # A test that starts its own copy of the default model runs before the session's own
+    # copy (default_qa) is loaded: both at once may not fit.
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -23,9 +23,10 @@ def available_mib() -> float:
 
 
 @pytest.mark.model
+@pytest.mark.first
 def test_two_minutes_of_mixed_traffic_on_the_real_app() -> None:
-    # A second copy of the default model beside the test session's own (default_qa, about
-    # as much again): skipped, saying so, where the machine cannot hold both.
+    # Run first (conftest), before the session loads its own copy of the model; skipped,
+    # saying so, where the machine still cannot hold the app.
     if available_mib() < PEAK_RSS_MIB:
         pytest.skip(f"the soak's app needs {PEAK_RSS_MIB} MiB free; {available_mib():.0f} MiB "
                     "are available")
