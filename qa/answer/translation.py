@@ -65,14 +65,14 @@ def _sentence_translation(generator: Generator, sentence: str, markers: str, lan
             if "\n" in written.strip():  # one sentence in, one line out
                 written = written.strip().split("\n")[0]
                 break
-            ready = written[:_END.search(written).start()]  # type: ignore[union-attr]
+            ready = _END.sub("", written, count=1)
             if len(ready) > len(shown):
                 yield ready[len(shown):]
                 shown = ready
     finally:
         pieces.close()
     written = written.strip()
-    head = written[:_END.search(written).start()]  # type: ignore[union-attr]
+    head = _END.sub("", written, count=1)
     if not head:
         return ""
     gap = "" if not markers or _CJK.match(head[-1]) else " "

@@ -105,8 +105,8 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = frozenset(string.punctuation)
 
 
-# A word character of a script written with spaces between words (not kana or CJK ideographs).
 _APOSTROPHE = re.compile(r"['\u2019]")
+# A word character of a script written with spaces between words (not kana or CJK ideographs).
 _SPACED_WORD = r"[^\W\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
 
 
