@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, fields, replace
@@ -21,7 +22,7 @@ PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.c
 
 ModelName = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
 Fusion = Literal["rrf", "weighted"]
-Backend = Literal["transformers-int8", "llama.cpp", "transformers", "openai"]
+Backend = Literal["auto", "llama.cpp", "transformers-int8", "transformers", "openai"]
 EmbedBackend = Literal["onnx-int8", "onnx", "torch"]
 DenseIndex = Literal["auto", "flat", "ivf"]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
@@ -29,7 +30,7 @@ FUSION_METHODS: tuple[Fusion, ...] = get_args(Fusion)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
 EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
 DENSE_INDEXES: tuple[DenseIndex, ...] = get_args(DenseIndex)
-LOCAL_BACKENDS = tuple(b for b in BACKENDS if b != "openai")  # those that load model files
+LOCAL_BACKENDS = tuple(b for b in BACKENDS if b not in ("auto", "openai"))  # load model files
 T = TypeVar("T")
 ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}|\*))?$")
 DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
@@ -79,7 +80,9 @@ class Settings:
     # A packaged model (MODEL_NAMES), or a path: a .gguf file (llama.cpp) or a transformers
     # model folder with a chat template (qa.generate.model_files checks it at start-up).
     model: str = "qwen2.5-coder-1.5b"
-    backend: Backend = "transformers-int8"
+    # "auto" (resolved when Settings are made, see auto_backend): llama.cpp where
+    # llama-cpp-python is installed, else transformers-int8.
+    backend: Backend = "auto"
     # backend "openai": an OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI). Its API
     # key comes from the QA_OPENAI_API_KEY environment variable only, never from Settings.
     openai_base_url: str = ""  # e.g. http://127.0.0.1:8080/v1
@@ -107,9 +110,6 @@ class Settings:
     ann_nprobe: int = 0
     # A served index folder is checked this often for a new build (0: never; qa.serve.replica).
     index_poll_seconds: float = 2.0
-    # The int8 backend decodes through qa/generate/int8 kernels (compiled on first use; AVX-512
-    # VNNI).
-    native_kernels: bool = True
     max_question_chars: int = 2000
     max_upload_mb: float = 10.0  # per uploaded file in the app
     max_upload_files: int = 5  # per upload in the app
@@ -132,6 +132,10 @@ class Settings:
     max_concurrent_generations: int = 1
     max_answer_seconds: float = 120.0
     proxy_hops: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backend == "auto":
+            object.__setattr__(self, "backend", auto_backend(self.model)[0])
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -207,6 +211,17 @@ class Settings:
             return parse_origins(raw)
         space = env.get("SPACE_HOST", "").strip()  # set by Hugging Face Spaces
         return (*DEFAULT_ORIGINS, f"https://{space.lower()}") if space else DEFAULT_ORIGINS
+
+
+def auto_backend(model: str) -> tuple[Backend, str]:
+    """The backend QA_BACKEND=auto picks for model, and why (one line for the start-up log)."""
+    if model not in MODEL_NAMES and not model.lower().endswith(".gguf"):
+        return "transformers-int8", "a model folder runs on transformers"
+    if importlib.util.find_spec("llama_cpp") is not None:
+        return "llama.cpp", ("llama-cpp-python is installed: one memory-mapped copy of the "
+                             "4-bit weights, about a third of int8's memory")
+    return "transformers-int8", ("llama-cpp-python is not installed (it compiles from source: "
+                                 "make setup-llama)")
 
 
 def check_base_url(url: str) -> None:

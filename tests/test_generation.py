@@ -313,7 +313,8 @@ def test_outlier_channels_leave_the_int8_product() -> None:
 
 
 def test_unknown_backend_is_a_clear_error(settings: Settings) -> None:
-    with pytest.raises(ValueError, match=r"unknown backend .vllm.; choose one of transformers"):
+    with pytest.raises(ValueError,
+                       match=r"unknown backend .vllm.; choose one of llama.cpp, transformers-int8"):
         load_generator("qwen2.5-coder-0.5b", settings.cache_dir, backend="vllm")
 
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from qa.config import Settings
-from qa.generate.int8 import kernels as native_kernels
 from qa.generate.int8.decoder import LeanDecoder, check_supported
 from qa.generate.int8.layers import fused_int8_linear, int8_linear
 from qa.generate.models import GENERATORS, converted_dir
@@ -87,16 +86,6 @@ def test_int8_decoder_tracks_the_float_model(model: Any, ids: list[int]) -> None
     assert agree > 0.85, agree  # int8 weights and per-call activation scales: close, not equal
     int8 = LeanDecoder(model, int8=True).weight_bytes()
     assert 0.25 < int8 / LeanDecoder(model).weight_bytes() < 0.35  # vs float32 weights
-
-
-def test_native_kernels_leave_the_int8_logits_unchanged(model: Any, ids: list[int],
-                                                       settings: Settings) -> None:
-    kernels = native_kernels.load(settings.cache_dir)
-    if kernels is None:
-        pytest.skip("no AVX-512 VNNI or no C compiler: the kernels are not used here")
-    plain = lean_logits(LeanDecoder(model, int8=True), ids, chunk=64)
-    native = lean_logits(LeanDecoder(model, int8=True, kernels=kernels), ids, chunk=64)
-    assert torch.equal(native, plain)  # bit for bit, prompt chunks and decoded tokens
 
 
 def test_fused_int8_layers_equal_the_separate_layers() -> None:

@@ -151,7 +151,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     index = load_index(folder)
     embedder = Embedder.from_settings(settings)
     generator = load_generator(settings.model, settings.cache_dir, settings.threads,
-                               print_reporter, settings.backend, settings.native_kernels)
+                               print_reporter, settings.backend)
     made = generate_questions(index, generator, embedder, settings, args.n, args.unanswerable,
                               args.seed, print_reporter)
     try:

@@ -1,2 +1,2 @@
 """Local text generators: the contract (base), the registry that picks a backend, model files,
-one module per backend; int8/ holds the lean int8 decoder, its layers and kernels."""
+one module per backend; int8/ holds the lean int8 decoder and its layers."""

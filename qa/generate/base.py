@@ -6,7 +6,7 @@ A backend module imports this contract and the shared helpers (`qa.compute`, `qa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from qa.config import Backend
@@ -91,3 +91,16 @@ def prefix_tokens(generator: Generator, messages: list[Message]) -> tuple[list[i
         common += 1
     before = generator.prompt_tokens(messages[:-1], generation_prompt=False)
     return ids[:max(common - 1, len(before))], len(before)
+
+
+def reply_tokens(generator: Generator, messages: list[Message], ids: list[int], reply: str,
+                 is_end: Callable[[int], bool]) -> list[int]:
+    """The tokens the model would generate after the prompt ids to give `reply`, up to its
+    end-of-turn token ([] where the template renders the prompt otherwise)."""
+    full = generator.prompt_tokens([*messages, {"role": "assistant", "content": reply}],
+                                   generation_prompt=False)
+    if full[:len(ids)] != ids:
+        return []
+    tokens = full[len(ids):]
+    ends = [i for i, t in enumerate(tokens) if is_end(t)]
+    return tokens[:ends[0] + 1] if ends else tokens

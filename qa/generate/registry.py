@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from qa import compute
-from qa.config import LOCAL_BACKENDS, Backend, Settings, public_url
+from qa.config import LOCAL_BACKENDS, Backend, Settings, auto_backend, public_url
 from qa.errors import ModelUnavailable, SettingsError
 from qa.generate.base import Generator
 from qa.generate.model_files import OwnModel, check_gguf, own_model
@@ -23,14 +24,29 @@ OTHER_SIGNALS = ("top_similarity", "support", "grounded", "retried", "citations"
 
 def generator_for(settings: Settings, name: str | None = None,
                   report: Reporter = print_reporter) -> Generator:
-    """The generator that settings name (name: another model on the same backend)."""
+    """The generator that settings name (name: another model on the same backend); one
+    line on stderr says which engine runs it and why."""
+    print(f"qa: generator {engine_line(settings, name)}", file=sys.stderr)
     if settings.backend == "openai":
         from qa.generate.openai_backend import OpenAIGenerator
 
         return OpenAIGenerator(settings.openai_base_url, settings.openai_model,
                                os.environ.get(API_KEY_VARIABLE) or None, settings.openai_timeout)
     return load_generator(name or settings.model, settings.cache_dir, settings.threads, report,
-                          settings.backend, settings.native_kernels)
+                          settings.backend)
+
+
+def engine_line(settings: Settings, name: str | None = None) -> str:
+    """Which engine runs the model, and why (set by QA_BACKEND, or picked by auto)."""
+    model = name or settings.model
+    if settings.backend == "openai":
+        return f"on the server {public_url(settings.openai_base_url)} (QA_BACKEND=openai)"
+    own = own_model(model, settings.backend)
+    backend = own.backend if own else settings.backend
+    asked = os.environ.get("QA_BACKEND", "").strip()
+    why = (f"QA_BACKEND={asked}" if asked not in ("", "auto")
+           else "a .gguf file" if own and own.kind == "gguf" else auto_backend(model)[1])
+    return f"{model} on {backend}: {why}"
 
 
 def check_model(settings: Settings) -> OwnModel | None:
@@ -45,11 +61,11 @@ def check_model(settings: Settings) -> OwnModel | None:
 
 def load_generator(name: str, cache_dir: Path, threads: int = 2,
                    report: Reporter = print_reporter,
-                   backend: Backend = "transformers-int8",
-                   native_kernels: bool = True) -> Generator:
-    """The named model (or own model path) on the named backend, prepared from its packages
-    on first use; native_kernels: the int8 backend decodes with qa.generate.int8.kernels where
-    they run."""
+                   backend: Backend = "auto") -> Generator:
+    """The named model (or own model path) on the named backend ("auto": see
+    qa.config.auto_backend), prepared from its packages on first use."""
+    if backend == "auto":
+        backend = auto_backend(name)[0]
     if backend not in LOCAL_BACKENDS:
         raise SettingsError(f"unknown backend {backend!r}; choose one of "
                             f"{', '.join(LOCAL_BACKENDS)} (openai: generator_for)")
@@ -64,16 +80,12 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
             check_gguf(own)
         gguf = own.path if own else assemble_gguf(GENERATORS[name], cache_dir, report)
         return compute.run(LlamaCppGenerator, own.name if own else name, gguf, threads)
-    from qa.generate.int8.kernels import load as load_kernels
     from qa.generate.transformers_backend import TransformersGenerator
 
-    int8 = backend == "transformers-int8"
-
     def load() -> Generator:
-        kernels = load_kernels(cache_dir) if int8 and native_kernels else None
         folder = own.path if own else converted_dir(GENERATORS[name], cache_dir, report)
-        return TransformersGenerator(own.name if own else name, folder, threads, int8=int8,
-                                     kernels=kernels)
+        return TransformersGenerator(own.name if own else name, folder, threads,
+                                     int8=backend == "transformers-int8")
 
     return compute.run(load)  # torch work stays on the compute thread
 

@@ -4,7 +4,6 @@ lean int8 forward (qa.generate.int8.decoder); the fixed prompt prefix's key/valu
 from __future__ import annotations
 
 import copy
-import ctypes
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 
 from qa import compute
 from qa.config import Backend
-from qa.generate.base import KEPT_PREFIXES, ReplyStream, prefix_tokens
+from qa.generate.base import KEPT_PREFIXES, ReplyStream, prefix_tokens, reply_tokens
 from qa.generate.int8.decoder import LeanDecoder
 from qa.types import Message
 
@@ -58,14 +57,12 @@ class TransformersGenerator:
 
     int8=False runs transformers' own forward on the bf16 weights (the baseline). int8=True
     runs the lean forward with int8 weights and float32 activations: about half the bytes per
-    token of bf16, and much faster here; kernels (qa.generate.int8.kernels) speed up its
-    decode steps.
+    token of bf16, and much faster here.
     """
 
     scores_alternatives = True
 
-    def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False,
-                 kernels: ctypes.CDLL | None = None) -> None:
+    def __init__(self, name: str, folder: Path, threads: int = 2, int8: bool = False) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = name
@@ -77,7 +74,7 @@ class TransformersGenerator:
         model = AutoModelForCausalLM.from_pretrained(  # nosec B615
             folder, dtype=torch.bfloat16, local_files_only=True)
         model.eval()  # type: ignore[no-untyped-call]
-        self.runner: Any = (LeanDecoder(model, int8=True, kernels=kernels) if int8
+        self.runner: Any = (LeanDecoder(model, int8=True) if int8
                             else TransformersRunner(model))
         # int8 layers quantise their input per call with one scale for all its tokens: a long
         # prompt in one call loses precision to its outlier tokens, so it goes in chunks.
@@ -207,13 +204,7 @@ class TransformersGenerator:
 
     def _reply_tokens(self, messages: list[Message], ids: list[int], reply: str) -> list[int]:
         """The tokens the model would generate to give `reply`, up to its end-of-turn token."""
-        full = self.prompt_tokens([*messages, {"role": "assistant", "content": reply}],
-                                  generation_prompt=False)
-        if full[:len(ids)] != ids:
-            return []
-        tokens = full[len(ids):]
-        ends = [i for i, t in enumerate(tokens) if t in self._eos]
-        return tokens[:ends[0] + 1] if ends else tokens
+        return reply_tokens(self, messages, ids, reply, self._eos.__contains__)
 
     def _logprob(self, prompt_length: int, first: Any, cache: Any, reply: list[int]) -> float:
         """Log-probability of reply after the prompt, given the logits that followed the

@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -117,15 +117,12 @@ class Embedder:
             raise ModelUnavailable(f"the embedder at {self.path} does not say its dimension")
         return int(dimension)
 
-    @property
-    def tokenizer(self) -> Any:
-        """The model's (fast) tokenizer."""
-        return self.onnx.tokenizer if self.onnx is not None else self.model.tokenizer
-
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the embedder's tokens in `text` (no special tokens)."""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                             truncation=False, verbose=False)
+        if self.onnx is not None:
+            return self.onnx.token_offsets(text)
+        enc = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                                   truncation=False, verbose=False)
         return [(int(a), int(b)) for a, b in enc["offset_mapping"] if b > a]
 
     def encode(self, texts: list[str], batch_size: int = 32,

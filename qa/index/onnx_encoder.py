@@ -145,7 +145,7 @@ class OnnxEncoder:
 
     def __init__(self, file: Path, folder: Path, threads: int, one_per_run: bool) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -156,21 +156,30 @@ class OnnxEncoder:
                                             providers=["CPUExecutionProvider"])
         self.file = file
         self.one_per_run = one_per_run
-        # A local folder (the packaged model), never a hub download.
-        self.tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
-            str(folder), local_files_only=True)
+        # The tokenizers library on the folder's tokenizer.json, as transformers' fast tokenizer
+        # runs it, without importing transformers (and with it torch: ~0.5 GB).
         config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_tokens = int(config["max_seq_length"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.pad_id = int((self.tokenizer.padding or {}).get("pad_id", 0))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.whole = Tokenizer.from_file(str(folder / "tokenizer.json"))  # for token_offsets
+        self.whole.no_padding()
+        self.whole.no_truncation()
         self.dimension = int(self.session.get_outputs()[0].shape[1])
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of text (no special tokens, no truncation)."""
+        return [(a, b) for a, b in self.whole.encode(text, add_special_tokens=False).offsets
+                if b > a]
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """(len(texts), dimension) float32 unit vectors."""
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens,
-                             return_attention_mask=False, return_token_type_ids=False,
-                             verbose=False)["input_ids"]
+        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
         order = np.argsort([len(row) for row in ids], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id or 0
+        pad = self.pad_id
         batch_size = 1 if self.one_per_run else batch_size
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]

@@ -1,1 +1,1 @@
-"""The lean int8 forward pass: its decoder, int8 layers and the one-token C kernels."""
+"""The lean int8 forward pass (the transformers-int8 backend): its decoder and int8 layers."""

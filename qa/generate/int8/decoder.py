@@ -9,7 +9,6 @@ into one (query/key/value; the MLP's gate/up), in int8 (`int8=True`) or in the m
 from __future__ import annotations
 
 import copy
-import ctypes
 from typing import Any, cast
 
 import torch
@@ -59,7 +58,7 @@ class KVCache:
 class _Layer(torch.nn.Module):
     """One decoder layer's weights, its paired linear layers fused."""
 
-    def __init__(self, layer: Any, int8: bool, kernels: ctypes.CDLL | None = None) -> None:
+    def __init__(self, layer: Any, int8: bool) -> None:
         super().__init__()
         attn, mlp = layer.self_attn, layer.mlp
         self.input_norm: torch.Tensor = layer.input_layernorm.weight.detach()
@@ -69,10 +68,10 @@ class _Layer(torch.nn.Module):
         self.gate_up: torch.nn.Module
         self.down: torch.nn.Module
         if int8:
-            self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj, kernels=kernels)
-            self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias, kernels)
-            self.gate_up = fused_int8_linear(mlp.gate_proj, mlp.up_proj, kernels=kernels)
-            self.down = OutlierInt8Linear(mlp.down_proj, kernels=kernels)
+            self.qkv = fused_int8_linear(attn.q_proj, attn.k_proj, attn.v_proj)
+            self.o = int8_linear(attn.o_proj.weight, attn.o_proj.bias)
+            self.gate_up = fused_int8_linear(mlp.gate_proj, mlp.up_proj)
+            self.down = OutlierInt8Linear(mlp.down_proj)
             self.input_norm, self.post_norm = self.input_norm.float(), self.post_norm.float()
         else:
             self.qkv = _fused_linear(attn.q_proj, attn.k_proj, attn.v_proj)
@@ -109,11 +108,10 @@ class LeanDecoder(torch.nn.Module):
     """Forward passes of a loaded Qwen2-style causal LM (transformers) over a KVCache.
 
     It copies or converts the weights it needs, so the transformers model can be dropped.
-    int8=True: linear layers in int8 and float32 activations (one-token calls through kernels,
-    qa.generate.int8.kernels, where given); else the model's dtype."""
+    int8=True: linear layers in int8 (PyTorch's fbgemm) and float32 activations; else the
+    model's dtype."""
 
-    def __init__(self, model: Any, int8: bool = False, kernels: ctypes.CDLL | None = None
-                 ) -> None:
+    def __init__(self, model: Any, int8: bool = False) -> None:
         super().__init__()
         config = model.config
         check_supported(config)
@@ -121,10 +119,10 @@ class LeanDecoder(torch.nn.Module):
         self.dtype = torch.float32 if int8 else model.dtype
         self.embed: torch.Tensor = inner.embed_tokens.weight.detach()  # rows: self.dtype when read
         head = model.get_output_embeddings()
-        self.head: torch.nn.Module = (int8_linear(head.weight, head.bias, kernels) if int8
+        self.head: torch.nn.Module = (int8_linear(head.weight, head.bias) if int8
                                       else head)
         self.final_norm: torch.Tensor = inner.norm.weight.detach().to(self.dtype)
-        self.layers = torch.nn.ModuleList(_Layer(layer, int8, kernels) for layer in inner.layers)
+        self.layers = torch.nn.ModuleList(_Layer(layer, int8) for layer in inner.layers)
         self.blocks = cast("list[_Layer]", list(self.layers))  # the same modules, typed
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads

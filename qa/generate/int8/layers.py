@@ -7,9 +7,7 @@ matrix-vector kernels run near the memory bandwidth here, where bf16 ones do not
 
 from __future__ import annotations
 
-import ctypes
 import warnings
-from typing import Any
 
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as PackedLinear
@@ -28,11 +26,9 @@ OUTLIER_RATIO = 4.0
 
 class Int8Linear(torch.nn.Module):
     """x @ weight.T + bias with int8 weights (one scale per output channel): PyTorch's packed
-    fbgemm layer, and for one-token calls the native kernels where given (qa.generate.int8.kernels),
-    which compute the same numbers from a row-major copy of the int8 weights."""
+    fbgemm layer."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                 kernels: ctypes.CDLL | None = None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         super().__init__()
         weight = weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
@@ -46,42 +42,18 @@ class Int8Linear(torch.nn.Module):
             self.in_features, self.out_features,
             bias_=bias is not None, dtype=torch.qint8)
         self.packed.set_weight_bias(quantized, self.bias)
-        self.kernels: Any = kernels  # ctypes functions: untyped
-        if kernels is not None:
-            self.rows = quantized.int_repr().contiguous()
-            self.scales = quantized.q_per_channel_scales().float().contiguous()
-            self.col_sums = self.rows.sum(dim=1, dtype=torch.int32)
-            self.work = torch.empty(self.in_features, dtype=torch.uint8)
-            # The arguments between input and output, the same every call (weights never move).
-            self.fixed_args = (self.in_features, self.rows.data_ptr(), self.scales.data_ptr(),
-                               self.col_sums.data_ptr(),
-                               None if self.bias is None else self.bias.data_ptr(),
-                               self.out_features)
-
-    def one_token(self, x: torch.Tensor) -> bool:
-        """Whether a call with x takes the native kernels."""
-        return (self.kernels is not None and x.dim() == 2 and x.shape[0] == 1
-                and x.dtype == torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.one_token(x):
-            result: torch.Tensor = self.packed(x)
-            return result
-        x = x.contiguous()
-        out = torch.empty(1, self.out_features)
-        self.kernels.qa_int8_linear_1(x.data_ptr(), *self.fixed_args, out.data_ptr(),
-                                      self.work.data_ptr(), torch.get_num_threads())
-        return out
+        result: torch.Tensor = self.packed(x)
+        return result
 
 
-def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None,
-                kernels: ctypes.CDLL | None = None) -> Int8Linear:
+def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Int8Linear:
     """An int8 linear layer computing x @ weight.T + bias."""
-    return Int8Linear(weight, bias, kernels)
+    return Int8Linear(weight, bias)
 
 
-def fused_int8_linear(*linears: torch.nn.Linear, kernels: ctypes.CDLL | None = None
-                      ) -> Int8Linear:
+def fused_int8_linear(*linears: torch.nn.Linear) -> Int8Linear:
     """One int8 layer for several layers that read the same input, their outputs side by side.
 
     The input's int8 scale comes from the input alone and the weight scales are per output
@@ -91,13 +63,12 @@ def fused_int8_linear(*linears: torch.nn.Linear, kernels: ctypes.CDLL | None = N
     bias = None if all(b is None for b in biases) else torch.cat([
         b.detach() if b is not None else torch.zeros(linear.out_features)
         for b, linear in zip(biases, linears, strict=True)])
-    return int8_linear(torch.cat([linear.weight.detach() for linear in linears]), bias, kernels)
+    return int8_linear(torch.cat([linear.weight.detach() for linear in linears]), bias)
 
 
 def weight_bytes(module: torch.nn.Module) -> int:
     """Bytes of weights a one-token call reads: an int8 byte per weight and 8 bytes per row
-    (fbgemm: a float64 scale; the native kernels: a float32 scale and an int32 column sum);
-    an OutlierInt8Linear: plus its mean number of bf16 rows so far."""
+    (fbgemm's float64 scale); an OutlierInt8Linear: plus its mean number of bf16 rows so far."""
     # From the shapes: unpacking an int8 layer's weights (module.weight()) left every later
     # decode step about 25 % slower.
     if isinstance(module, Int8Linear):
@@ -119,20 +90,14 @@ class OutlierInt8Linear(torch.nn.Module):
     """
 
     def __init__(self, linear: torch.nn.Linear, outliers: int = PROMPT_OUTLIERS,
-                 ratio: float = OUTLIER_RATIO, kernels: ctypes.CDLL | None = None) -> None:
+                 ratio: float = OUTLIER_RATIO) -> None:
         super().__init__()
-        self.int8 = int8_linear(linear.weight, linear.bias, kernels)
+        self.int8 = int8_linear(linear.weight, linear.bias)
         # Input-major, so that a channel's weights are one row (an embedding-bag table).
         self.rows = linear.weight.detach().t().contiguous().to(torch.bfloat16)
         self.prompt_outliers = min(outliers, linear.in_features)
         self.ratio = ratio
         self.picked = self.calls = 0  # channels taken out at one-token calls, for weight_bytes
-        if kernels is not None:
-            self.filled = torch.empty(linear.in_features)
-            self.channels = torch.empty(linear.in_features, dtype=torch.int64)
-            self.sums = torch.empty(linear.out_features)
-            self.outlier_args = (ratio, self.rows.data_ptr(), self.filled.data_ptr(),
-                                 self.channels.data_ptr(), self.sums.data_ptr())
 
     @property
     def outliers(self) -> float:
@@ -142,16 +107,6 @@ class OutlierInt8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
         tokens = flat.shape[0]
-        if self.int8.one_token(flat):
-            flat = flat.contiguous()
-            direct = torch.empty(1, self.int8.out_features)
-            picked = self.int8.kernels.qa_outlier_linear_1(
-                flat.data_ptr(), *self.int8.fixed_args, direct.data_ptr(),
-                self.int8.work.data_ptr(), torch.get_num_threads(), *self.outlier_args)
-            if picked >= 0:  # else a magnitude sits on the threshold: torch decides below
-                self.picked += picked
-                self.calls += 1
-                return direct.reshape(*x.shape[:-1], direct.shape[-1])
         if tokens == 1:
             size = flat[0].abs()
             channels = (size > size.mean() * self.ratio).nonzero().view(-1)
