@@ -218,8 +218,8 @@ def auto_backend(model: str) -> tuple[Backend, str]:
     if model not in MODEL_NAMES and not model.lower().endswith(".gguf"):
         return "transformers-int8", "a model folder runs on transformers"
     if importlib.util.find_spec("llama_cpp") is not None:
-        return "llama.cpp", ("llama-cpp-python is installed: one memory-mapped copy of the "
-                             "4-bit weights, about a third of int8's memory")
+        return "llama.cpp", ("llama-cpp-python is installed: the 4-bit weights, about a third "
+                             "of int8's memory")
     return "transformers-int8", ("llama-cpp-python is not installed (it compiles from source: "
                                  "make setup-llama)")
 

@@ -138,3 +138,21 @@ def test_the_setting_chooses_the_backend(cache: Path) -> None:
     assert (embedder.requested, embedder.cache_dir) == ("torch", cache)
     assert embedder.onnx is None and embedder.backend == "torch"
     assert Embedder.from_settings(Settings.from_env({})).requested == "onnx-int8"
+
+
+def test_onnx_tokens_and_offsets_equal_transformers_and_torch_is_never_imported(
+        torch_embedder: Embedder, texts: list[str], settings: Settings) -> None:
+    import subprocess
+
+    onnx = Embedder(cache_dir=settings.cache_dir)
+    long = " ".join(texts)  # beyond the 256-token limit: truncated the same way
+    for text in [*texts, long, "naïve café — “quoted” 2018年"]:
+        assert onnx.token_offsets(text) == torch_embedder.token_offsets(text)
+        assert onnx.onnx.tokenizer.encode(text).ids == torch_embedder.model.tokenizer(  # type: ignore[union-attr]
+            text, truncation=True, max_length=onnx.onnx.max_tokens)["input_ids"]  # type: ignore[union-attr]
+    # Answering loads the ONNX embedder only: no torch (about half a gigabyte) in the process.
+    onnx.encode(["made above: the export is cached"])
+    script = ("import sys; from qa.config import Settings; from qa.index.embedding import "
+              "Embedder; Embedder.from_settings(Settings.from_env()).encode(['a']);"
+              "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, timeout=300)

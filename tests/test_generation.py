@@ -263,8 +263,8 @@ def test_model_work_runs_on_the_compute_thread(small: Generator, embedder) -> No
 def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: Generator) -> None:
     import torch
 
-    if not small.scores_alternatives:
-        pytest.skip("this backend does not score alternatives (the pipeline then skips the check)")
+    if not small.backend.startswith("transformers"):
+        pytest.skip("llama.cpp: its own test below (no torch module to compare with)")
     scored = small.stream(COUNT, 30, alternative=REFUSAL)
     assert "".join(scored) == "".join(small.stream(COUNT, 30))
     ids = small.prompt_tokens(COUNT)
@@ -283,6 +283,38 @@ def test_scored_stream_gives_the_same_reply_and_the_alternative_logprob(small: G
     tolerance = 0.5 if small.backend == "transformers" else 5.0
     assert abs(scored.alternative_logprob - expected) < tolerance
     assert scored.alternative_logprob < -10  # counting to five: refusing is far from likely
+
+
+def test_llama_cpp_scores_the_alternative_and_its_own_reply_like_one_plain_pass(
+        small: Generator) -> None:
+    import llama_cpp
+    import numpy as np
+
+    if small.backend != "llama.cpp":
+        pytest.skip("the transformers backends are checked against one forward pass above")
+    scored = small.stream(COUNT, 30, alternative=REFUSAL)
+    text = "".join(scored)
+    assert text == "".join(small.stream(COUNT, 30))  # scoring leaves the reply alone
+    ids = small.prompt_tokens(COUNT)
+    own = small.llm.tokenize(text.encode(), add_bos=False)  # type: ignore[attr-defined]
+    refusal = small.llm.tokenize(  # type: ignore[attr-defined]
+        f"{REFUSAL}<|im_end|>".encode(), add_bos=False, special=True)
+    # The reference: a second context that keeps every row's logits, fed prompt and reply.
+    plain = llama_cpp.Llama(model_path=small.llm.model_path,  # type: ignore[attr-defined]
+                            n_ctx=512, logits_all=True, n_threads=2, verbose=False)
+
+    def logprobs(reply: list[int]) -> list[float]:
+        plain.reset()
+        plain.eval(ids + reply)
+        rows = plain.scores[len(ids) - 1:len(ids) - 1 + len(reply)].astype(np.float64)
+        norm = rows.max(1) + np.log(np.exp(rows - rows.max(1)[:, None]).sum(1))
+        return [rows[i, t] - norm[i] for i, t in enumerate(reply)]
+
+    assert abs(scored.alternative_logprob - sum(logprobs(refusal))) < 0.5
+    assert scored.alternative_logprob < -10  # counting to five: refusing is far from likely
+    assert abs(scored.reply_logprob - float(np.mean(logprobs(own)))) < 0.05
+    # The context goes on answering the same after scoring.
+    assert "".join(small.stream(COUNT, 30, alternative=REFUSAL)) == text
 
 
 def test_outlier_channels_leave_the_int8_product() -> None:
