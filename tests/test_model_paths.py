@@ -169,7 +169,8 @@ def test_own_gguf_file_answers_on_llama_cpp(corpus_index, embedder) -> None:
     assert qa.generator.backend == "llama.cpp"
     assert describe(settings, qa.generator) == {
         "backend": "llama.cpp", "model": gguf.name, "where": str(gguf.resolve()),
-        "refusal_signals": ["top_similarity", "support", "grounded", "retried", "citations"]}
+        "refusal_signals": ["refusal_logprob", "reply_logprob", "top_similarity", "support",
+                            "grounded", "retried", "citations"]}
 
 
 def test_uploads_use_the_apps_own_model_file(tmp_path: Path, corpus_index, embedder) -> None:

@@ -3,7 +3,8 @@
 The model (`refusal_model.json`, written by `bench/fit_refusal.py` from SQuAD v2.0 runs) gives
 the probability that the question is answerable from the passages; an answer below
 `Settings.min_confidence` is refused as unsure. A signal the backend does not measure (the refusal's
-log-probability on llama.cpp) takes its mean from the fit, so it counts for nothing.
+log-probability on an OpenAI-compatible server) takes its mean from the fit, so it counts for
+nothing.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def load_warm_generator(settings: Settings, name: str | None = None,
     """The named model (default: the settings') loaded once, with the fixed answer-prompt
     prefix already evaluated so the first question does not pay for it."""
     generator = generator_for(settings, name, report)
-    generator.keep_prefix(answer_prefix())
+    generator.keep_prefix(answer_prefix(), persist=True)
     return generator
 
 
@@ -146,13 +146,14 @@ class QA:
         """The generator, loaded, with this index's prompt prefix kept: what start-up does so
         that the first question costs no more than the next."""
         generator = self.generator
-        self.whole_corpus(self.index)
+        self.whole_corpus(self.index, persist=True)
         return generator
 
-    def whole_corpus(self, index: Index) -> list[Hit]:
+    def whole_corpus(self, index: Index, persist: bool = False) -> list[Hit]:
         """Every chunk of an index that fits `whole_corpus_tokens`, numbered in document
-        order, with the prompt prefix that holds them kept by the generator; [] when the
-        index is larger (the model then reads the retrieved passages only)."""
+        order, with the prompt prefix that holds them kept by the generator (persist: also
+        for the next start); [] when the index is larger (the model then reads the
+        retrieved passages only)."""
         budget = self.settings.whole_corpus_tokens
         kept = self._corpus
         if kept is not None and kept[0] is index:
@@ -168,7 +169,7 @@ class QA:
                 hits = [Hit(chunk=c, score=0.0, rank=n, source=docs[c.doc_id].source,
                             title=docs[c.doc_id].title) for n, c in enumerate(index.chunks, 1)]
         if hits:
-            self.generator.keep_prefix(passages_prefix(hits, self.system_prompt))
+            self.generator.keep_prefix(passages_prefix(hits, self.system_prompt), persist)
         self._corpus = (index, hits)
         return hits
 

@@ -56,13 +56,14 @@ class Generator(Protocol):
         that reply's log-probability; elsewhere it is ignored."""
         ...
 
-    def keep_prefix(self, messages: list[Message]) -> None:
+    def keep_prefix(self, messages: list[Message], persist: bool = False) -> None:
         """Precompute the leading messages that later prompts start with (warm-up); a prompt
         that begins with them skips their evaluation. When the last of them is a user
         message, later prompts continue its text (an open message), and a prompt that shares
         only the messages before it still skips those. The latest `KEPT_PREFIXES` prefixes
         are kept side by side; keeping one again costs nothing (it becomes the latest); an
-        empty list forgets them all."""
+        empty list forgets them all. persist: a backend that can also keeps it on disk for
+        the next start (the app's instructions and documents, never a visitor's upload)."""
         ...
 
     def prompt_tokens(self, messages: list[Message], generation_prompt: bool = True) -> list[int]:

@@ -16,6 +16,7 @@ from qa import compute
 from qa.config import Backend
 from qa.errors import ModelUnavailable, PromptTooLong
 from qa.generate.base import KEPT_PREFIXES, ReplyStream, prefix_tokens, reply_tokens
+from qa.generate.prefix_store import PrefixStore
 from qa.types import Message
 
 
@@ -35,11 +36,19 @@ class LlamaCppGenerator:
     scores_alternatives = True
     stall_seconds = 1.0
 
-    def __init__(self, name: str, gguf: Path, threads: int = 2, context: int = 4096) -> None:
+    def __init__(self, name: str, gguf: Path, threads: int = 2, context: int = 4096,
+                 state_dir: Path | None = None, weights_sha256: str = "") -> None:
+        import llama_cpp
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.name = name
+        # Prefixes kept with persist=True are saved here for the next start (state_dir None
+        # or no weights hash: never).
+        self.store = PrefixStore(state_dir, "\n".join((
+            weights_sha256, llama_cpp.__version__,
+            llama_cpp.llama_print_system_info().decode(), f"n_ctx {context}"))
+        ) if state_dir is not None and weights_sha256 else None
         # Read, not memory-mapped: llama.cpp repacks most weights for its CPU kernels, and the
         # mapped file's pages would stay resident beside the repacked copy (peak RSS 1.9 vs
         # 1.3 GB for the 1.5B model; BENCHMARKS.md section 3).
@@ -84,9 +93,11 @@ class LlamaCppGenerator:
 
         return int(llama_cpp.llama_model_size(self.llm.model))
 
-    def keep_prefix(self, messages: list[Message]) -> None:
+    def keep_prefix(self, messages: list[Message], persist: bool = False) -> None:
         """Evaluate these leading messages once and keep their key/value state, beside the
-        latest others ([]: forget them all; see the contract in qa.generate.base)."""
+        latest others ([]: forget them all; see the contract in qa.generate.base). With
+        persist, the state also goes to the prefix store, and comes from it when a start
+        before saved it."""
         ids = prefix_tokens(self, messages)[0] if messages else []
         with self._lock:
             for entry in self._kept:
@@ -99,8 +110,20 @@ class LlamaCppGenerator:
                 if not ids:
                     self._kept = []
                     return
-                compute.run(self.llm.eval, ids)
-                self._kept = [(ids, self._save()), *self._kept][:KEPT_PREFIXES]
+                store = self.store if persist else None
+                state = store.load(ids) if store is not None else None
+                if state is not None:
+                    try:
+                        self._load(ids, state)
+                    except RuntimeError:  # not a state this build can read
+                        state = None
+                if state is None:
+                    self._restore_prefix(ids)  # a kept prefix of this one is not evaluated again
+                    compute.run(self.llm.eval, ids[self.llm.n_tokens:])
+                    state = self._save()
+                    if store is not None:
+                        store.save(ids, state)
+                self._kept = [(ids, state), *self._kept][:KEPT_PREFIXES]
             finally:
                 self._release(self)
 

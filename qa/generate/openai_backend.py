@@ -161,7 +161,7 @@ class OpenAIGenerator:
             stream.reply_logprob = sum(logprobs) / len(logprobs) if logprobs else None
             return
 
-    def keep_prefix(self, messages: list[Message]) -> None:
+    def keep_prefix(self, messages: list[Message], persist: bool = False) -> None:
         """Nothing to do: OpenAI-compatible servers cache shared prompt prefixes themselves
         (vLLM's prefix caching, llama.cpp's slot cache)."""
 

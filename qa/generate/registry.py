@@ -12,6 +12,7 @@ from typing import Any
 from qa import compute
 from qa.config import LOCAL_BACKENDS, Backend, Settings, auto_backend, public_url
 from qa.errors import ModelUnavailable, SettingsError
+from qa.files import sha256_file
 from qa.generate.base import Generator
 from qa.generate.model_files import OwnModel, check_gguf, own_model
 from qa.generate.models import GENERATORS, assemble_gguf, converted_dir
@@ -79,7 +80,11 @@ def load_generator(name: str, cache_dir: Path, threads: int = 2,
         if own is not None:
             check_gguf(own)
         gguf = own.path if own else assemble_gguf(GENERATORS[name], cache_dir, report)
-        return compute.run(LlamaCppGenerator, own.name if own else name, gguf, threads)
+        # The kept prefixes' states are keyed by the weights' hash: a packaged model's is
+        # known, an own file is read once for it (about a second per GB).
+        sha256 = sha256_file(gguf) if own else GENERATORS[name].sha256
+        return compute.run(LlamaCppGenerator, own.name if own else name, gguf, threads,
+                           state_dir=cache_dir / "prefix-states", weights_sha256=sha256)
     from qa.generate.transformers_backend import TransformersGenerator
 
     def load() -> Generator:
@@ -111,7 +116,6 @@ def describe(settings: Settings, generator: Generator | None = None) -> dict[str
                              None: "asked for; no reply yet"}[logprobs]}
     own = own_model(settings.model, settings.backend)
     backend = own.backend if own else settings.backend
-    scored = ["refusal_logprob", "reply_logprob"] if backend != "llama.cpp" else []
     return {"backend": backend, "model": own.name if own else settings.model,
             "where": str(own.path) if own else "this process (packaged model)",
-            "refusal_signals": [*scored, *OTHER_SIGNALS]}
+            "refusal_signals": ["refusal_logprob", "reply_logprob", *OTHER_SIGNALS]}

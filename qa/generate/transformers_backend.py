@@ -101,7 +101,7 @@ class TransformersGenerator:
         """Bytes of weights read to decode one token."""
         return int(self.runner.weight_bytes())
 
-    def keep_prefix(self, messages: list[Message]) -> None:
+    def keep_prefix(self, messages: list[Message], persist: bool = False) -> None:
         """Evaluate these leading messages once and keep their key/value cache, beside the
         latest others ([]: forget them all; see the contract in qa.generate.base)."""
         ids, needed = prefix_tokens(self, messages) if messages else ([], 0)
