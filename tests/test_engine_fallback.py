@@ -53,5 +53,5 @@ def test_without_llama_cpp_or_a_compiler_the_app_answers_on_transformers_int8(
     answer = json.loads(done.stdout)
     assert answer["generator"]["backend"] == "transformers-int8", answer["generator"]
     assert not answer["refused"] and answer["citations"], answer
-    assert ("qa: generator qwen2.5-coder-0.5b on transformers-int8: llama-cpp-python is not "
-            "installed") in done.stderr
+    assert ("qa: generator qwen2.5-coder-0.5b on transformers-int8 (int8 weights on PyTorch's "
+            "fbgemm kernels): llama-cpp-python is not installed") in done.stderr

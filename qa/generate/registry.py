@@ -44,10 +44,27 @@ def engine_line(settings: Settings, name: str | None = None) -> str:
         return f"on the server {public_url(settings.openai_base_url)} (QA_BACKEND=openai)"
     own = own_model(model, settings.backend)
     backend = own.backend if own else settings.backend
-    asked = os.environ.get("QA_BACKEND", "").strip()
-    why = (f"QA_BACKEND={asked}" if asked not in ("", "auto")
-           else "a .gguf file" if own and own.kind == "gguf" else auto_backend(model)[1])
-    return f"{model} on {backend}: {why}"
+    picked, reason = auto_backend(model)
+    why = ("a .gguf file runs on llama.cpp" if own and own.kind == "gguf"
+           else reason if backend == picked and os.environ.get("QA_BACKEND", "auto").strip()
+           in ("", "auto") else "chosen with QA_BACKEND or --backend")
+    return f"{model} on {backend} ({_kernels(backend)}): {why}"
+
+
+def _kernels(backend: Backend) -> str:
+    """What computes the products: llama.cpp's CPU features as built, or PyTorch's."""
+    if backend == "llama.cpp" and importlib.util.find_spec("llama_cpp") is not None:
+        import llama_cpp
+
+        pairs = (item.rpartition("=") for item in
+                 llama_cpp.llama_print_system_info().decode().split("|"))
+        features = [name.strip().removeprefix("CPU :").strip() for name, _, on in pairs
+                    if on.strip() == "1"]
+        simd = [f for f in features if f.startswith(("AVX", "FMA", "F16C"))]
+        return f"llama.cpp CPU kernels: {' '.join(simd) or 'generic x86-64'}"
+    if backend == "transformers-int8":
+        return "int8 weights on PyTorch's fbgemm kernels"
+    return "bf16 weights on PyTorch's kernels"
 
 
 def check_model(settings: Settings) -> OwnModel | None:
