@@ -177,7 +177,8 @@ def one_engine(args: argparse.Namespace) -> None:
         cold.append(_run(gen, messages, args.new_tokens))
     warm = []
     for _ in range(args.runs):
-        gen.keep_prefix(answer_prefix())  # only the fixed prefix cached, not the last prompt
+        gen.keep_prefix([])  # only the fixed prefix cached, not the last prompt (llama.cpp's
+        gen.keep_prefix(answer_prefix())  # context would still hold it)
         warm.append(_run(gen, messages, args.new_tokens))
     speed = [s for _, s, _ in cold + warm]
     weight_bytes = gen.weight_bytes()
@@ -207,7 +208,7 @@ def one_engine(args: argparse.Namespace) -> None:
     from qa.serve.gradio_app import build_app
 
     build_app(qa)
-    print(f"{'answer':>12}: first token {answer.timings.get('first_token_ms', 0):.0f} ms, "
+    print(f"{'1st answer':>12}: first token {answer.timings.get('first_token_ms', 0):.0f} ms, "
           f"total {answer.timings.get('total_ms', 0):.0f} ms, refused {answer.refused}")
     print(f"{'peak RSS':>12}: {peak_rss_mib():.0f} MiB (index, embedder, generator, Gradio app; "
           "and torch, for the bandwidth reading)")

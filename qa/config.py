@@ -147,6 +147,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values.setdefault("backend", "auto")  # picked for the model asked for, not the default
         settings = replace(cls(), **values)
         settings.validate()
         return settings
