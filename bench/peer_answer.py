@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, pct, print_facts
+from common import ROOT, pct, peak_rss_mib, print_facts
 
 SIDES = {"ours": {}, "ours-top3": {"QA_WHOLE_CORPUS_TOKENS": "0"}, "llamaindex": {}}
 MAX_NEW_TOKENS = 160
@@ -34,12 +34,6 @@ def questions(path: Path) -> list[str]:
     """The question of every line of a qa-eval JSONL file (follow-ups left out)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     return [row["q"] for row in rows if not row.get("history")]
-
-
-def peak_mib() -> float:
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
 
 
 def ours(asked: list[str]) -> list[tuple[float, float, str]]:
@@ -110,7 +104,7 @@ def side(name: str, path: Path) -> None:
     timed = (llamaindex if name == "llamaindex" else ours)(asked)
     print(json.dumps({"side": name, "first": [t[0] for t in timed],
                       "whole": [t[1] for t in timed], "texts": [t[2] for t in timed],
-                      "peak_mib": peak_mib()}))
+                      "peak_mib": peak_rss_mib()}))
 
 
 def run_side(name: str, path: Path) -> dict[str, Any]:

@@ -200,6 +200,7 @@ class LlamaCppGenerator:
         vocab = self.llm._model.vocab  # the library's own end-of-generation test uses it
         me = object()
         done: list[int] = []  # the reply's tokens so far
+        written = ""  # their text
         picked = 0.0  # their log-probabilities, summed
         tokens: Generator[int, Any, None] | None = None  # llama.cpp's, while the context is ours
         try:
@@ -220,15 +221,17 @@ class LlamaCppGenerator:
                 done.append(token)
                 text = decoder.decode(self.llm.detokenize([token]))
                 if text:
+                    written += text
                     yield text
             tail = decoder.decode(b"", final=True)
             if tail:
+                written += tail
                 yield tail
             stream.reply_logprob = picked / len(done) if done else None
-            reply = (reply_tokens(self, messages, ids, alternative,
-                                  lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t)))
-                     if alternative is not None and self.llm.detokenize(done).decode(
-                         "utf-8", "replace") != alternative else [])
+            if alternative is None or written == alternative:
+                return
+            reply = reply_tokens(self, messages, ids, alternative,
+                                 lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t)))
             if reply:
                 with self._lock:
                     if tokens is not None and self._owner is me:
