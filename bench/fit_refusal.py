@@ -1,7 +1,7 @@
 """Fit the calibrated refusal decision on `qa eval squad --json` runs of SQuAD v2.0.
 
     python bench/fit_refusal.py FIT.json [--report REPORT.json] [--exclude OTHER.json]
-        [--min-precision 0.8] [--write qa/answer/refusal_model.json]
+        [--min-precision 0.8] [--features a,b,...] [--write qa/answer/refusal_model.json]
 
 A logistic model over the signals the pipeline records for every answer it could show (the
 refusal's and the reply's log-probabilities, the best passage similarity, whether it was the
@@ -38,9 +38,10 @@ def load(path: Path, exclude: frozenset[str] = frozenset()) -> list[dict[str, An
     return [r for r in rows if r["id"] not in exclude]
 
 
-def matrix(rows: list[dict[str, Any]], means: np.ndarray | None = None) -> np.ndarray:
+def matrix(rows: list[dict[str, Any]], means: np.ndarray | None = None,
+           features: tuple[str, ...] = FEATURES) -> np.ndarray:
     """Feature rows; a missing signal takes the fit's mean (NaN before the means are known)."""
-    x = np.array([[r["signals"].get(f, np.nan) for f in FEATURES] for r in rows], dtype=float)
+    x = np.array([[r["signals"].get(f, np.nan) for f in features] for r in rows], dtype=float)
     if means is not None:
         x = np.where(np.isnan(x), means, x)
     return x
@@ -90,13 +91,16 @@ def main() -> None:
     ap.add_argument("--exclude", type=Path, action="append", default=[])
     ap.add_argument("--min-precision", type=float, default=0.8)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--features", default=",".join(FEATURES),
+                    help="signals of Answer.signals to fit on (qa.answer.pipeline.SIGNALS)")
     args = ap.parse_args()
+    features = tuple(args.features.split(","))
 
     excluded = frozenset(r["id"] for path in args.exclude for r in load(path))
     every = load(args.fit)
     rows = [r for r in every if r["id"] not in excluded]
     train = decidable(rows)
-    raw = matrix(train)
+    raw = matrix(train, features=features)
     means = np.nanmean(raw, axis=0)
     x = np.where(np.isnan(raw), means, raw)
     scale = x.std(axis=0) + 1e-9
@@ -111,9 +115,9 @@ def main() -> None:
           f"{len(train)} decidable ({int((~y).sum())} unanswerable)")
     print(f"AUROC, 5-fold on the fit rows: {roc_auc_score(y, held):.3f}")
     print("  each signal alone:", {f: round(float(roc_auc_score(y, x[:, i])), 3)
-                                    for i, f in enumerate(FEATURES)})
+                                    for i, f in enumerate(features)})
     print("weights (standardised):",
-          {f: round(float(w), 3) for f, w in zip(FEATURES, model.coef_[0], strict=True)},
+          {f: round(float(w), 3) for f, w in zip(features, model.coef_[0], strict=True)},
           "bias", round(float(model.intercept_[0]), 3))
 
     fitted = {r["id"]: float(q) for r, q in zip(train, held, strict=True)}
@@ -131,19 +135,20 @@ def main() -> None:
     if args.report:
         report = load(args.report)
         test = decidable(report)
-        zt = (matrix(test, means) - means) / scale
+        xt = matrix(test, means, features)
+        zt = (xt - means) / scale
         pt = model.predict_proba(zt)[:, 1]
         yt = np.array([not r["is_impossible"] for r in test])
         print(f"report: {len(report)} questions, {len(test)} decidable; "
               f"AUROC {roc_auc_score(yt, pt):.3f} "
-              f"(refusal_logprob alone {roc_auc_score(yt, matrix(test, means)[:, 0]):.3f})")
+              f"({features[0]} alone {roc_auc_score(yt, xt[:, 0]):.3f})")
         scored = {r["id"]: float(q) for r, q in zip(test, pt, strict=True)}
         for t in grid:
             show(curve(report, scored, t))
 
     if args.write:
         args.write.write_text(json.dumps({
-            "features": list(FEATURES), "mean": means.round(6).tolist(),
+            "features": list(features), "mean": means.round(6).tolist(),
             "scale": scale.round(6).tolist(),
             "weights": model.coef_[0].round(6).tolist(),
             "bias": round(float(model.intercept_[0]), 6),

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from qa.answer.citations import (
     MarkerStream,
+    cite_phrase,
     clean_markers,
     find_markers,
     repair,
@@ -127,3 +128,24 @@ def test_repair_repoints_unsupported_markers_and_keeps_supported_ones() -> None:
     # Nothing supports the claim: the model's own marker stays (and is flagged unsupported).
     assert repair("Something unrelated [1].", HITS, 0.5) == "Something unrelated [1]."
     assert repair("No markers here", HITS, 0.5) == "No markers here"
+
+
+def test_the_sentence_stating_the_short_answer_cites_a_passage_that_holds_it() -> None:
+    passages = ["The bridge over the Ems opened in 1997 after four years of work.",
+                "The bridge over the Ems was planned by the engineer Tove Lind in 1990."]
+    hits = [Hit(chunk=Chunk(id=f"c{n}", doc_id=f"d{n}", text=t, start=0, end=len(t)),
+                score=1.0, rank=n, dense_score=0.5, source="a.txt", title="A")
+            for n, t in enumerate(passages, 1)]
+    question = "When did the bridge over the Ems open?"
+    answer = "The bridge over the Ems opened in 1997 [2]. It took four years [1]."
+    assert cite_phrase(answer, hits, "1997", 0.5, question) == (
+        "The bridge over the Ems opened in 1997 [1]. It took four years [1].")
+    # A citation of a holder stays; a phrase no passage holds, or an empty one, changes nothing.
+    assert cite_phrase("It opened in 1997 [1][2].", hits, "1997", 0.5, question) == (
+        "It opened in 1997 [1][2].")
+    assert cite_phrase(answer, hits, "in 2001", 0.5, question) == answer
+    assert cite_phrase(answer, hits, "", 0.5, question) == answer
+    # The holder must support the sentence: a sentence its passage does not bear out keeps
+    # its marker.
+    assert cite_phrase("Tove Lind designed the 1997 towers in Oslo [2].", hits, "1997", 0.5,
+                       question) == "Tove Lind designed the 1997 towers in Oslo [2]."

@@ -49,3 +49,22 @@ def test_words_that_repeat_the_question_are_trimmed_from_the_ends() -> None:
     passages = ["McManus kicked all four of his field goals in the game."]
     assert pick_short("McManus kicked ALL four", passages, "He kicked all four of them [1].",
                       "How many field goals did McManus kick?") == "all four"
+
+
+def test_a_reply_that_answers_something_else_than_the_answer_is_dropped() -> None:
+    passages = ["The opening was attended by Governor Ana Ruiz.",
+                "The port has become the main hub for grain in the region."]
+    answer = "The port has become the main hub for grain in the region [2]."
+    question = "What is the port's role in the region?"
+    assert pick_short("Governor Ana Ruiz", passages, answer, question) == ""
+    assert pick_short("the main hub for grain", passages, answer, question) == (
+        "main hub for grain")
+
+
+def test_a_reply_that_only_repeats_the_question_gives_way_to_the_answers_new_words() -> None:
+    passages = ["Harbour master Ken Ito said the port would open in May."]
+    answer = "Ken Ito is the harbour master [1]."
+    assert pick_short("Ken Ito", passages, answer, "Who is Ken Ito?") == "Harbour master"
+    # Nothing new in the answer either: the reply stands.
+    assert pick_short("Coldplay", ["Coldplay played."], "Coldplay [1].",
+                      "What band is Coldplay?") == "Coldplay"

@@ -164,6 +164,26 @@ def resolve(text: str, hits: list[Hit], min_support: float,
     return [found[n] for n in sorted(found)]
 
 
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Spans of text's sentences, markers standing after a full stop joined to the sentence
+    before them."""
+    groups: list[tuple[int, int]] = []
+    for start, end in sentence_spans(text):
+        if groups and not strip_markers(text[start:end]).strip(" ."):
+            groups[-1] = (groups[-1][0], end)
+        else:
+            groups.append((start, end))
+    return groups
+
+
+def _marked(plain: str, numbers: list[int]) -> str:
+    """A sentence without markers with numbers' markers placed before its final
+    punctuation."""
+    body, stop = (plain[:-1], plain[-1]) if plain[-1:] in ".!?" else (plain, "")
+    marks = "".join(f"[{n}]" for n in numbers)
+    return f"{body} {marks}{stop}" if marks else plain
+
+
 def repair(text: str, hits: list[Hit], min_support: float, question: str = "",
            similarity: Similarity | None = None) -> str:
     """Re-point each sentence's markers at the passages that support it best.
@@ -174,14 +194,8 @@ def repair(text: str, hits: list[Hit], min_support: float, question: str = "",
     are placed before the sentence's final punctuation.
     """
     by_rank = {h.rank: h for h in hits}
-    groups: list[tuple[int, int]] = []
-    for start, end in sentence_spans(text):
-        if groups and not strip_markers(text[start:end]).strip(" ."):
-            groups[-1] = (groups[-1][0], end)  # markers standing after a full stop
-        else:
-            groups.append((start, end))
     pieces, cursor = [], 0
-    for start, end in groups:
+    for start, end in _sentences(text):
         sentence = text[start:end]
         cited = [n for m in find_markers(sentence) for n in m.numbers if n in by_rank]
         plain = strip_markers(sentence)
@@ -194,8 +208,34 @@ def repair(text: str, hits: list[Hit], min_support: float, question: str = "",
         if not keep and scores:
             best = max(rank, key=lambda n: (rank[n], -n))
             keep = [best] if scores[best] >= min_support else list(dict.fromkeys(cited))
-        body, stop = (plain[:-1], plain[-1]) if plain[-1:] in ".!?" else (plain, "")
-        marks = "".join(f"[{n}]" for n in keep)
-        pieces.append(text[cursor:start] + (f"{body} {marks}{stop}" if marks else plain))
+        pieces.append(text[cursor:start] + _marked(plain, keep))
+        cursor = end
+    return "".join(pieces) + text[cursor:]
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def cite_phrase(text: str, hits: list[Hit], phrase: str, min_support: float,
+                question: str = "") -> str:
+    """text with each sentence that states phrase (the short answer) citing a passage that
+    holds it: where none of the sentence's cited passages does, the holder that supports the
+    sentence best is cited instead, if it reaches min_support."""
+    needle = _folded(phrase)
+    holders = [h for h in hits if needle and needle in _folded(h.chunk.text)]
+    if not holders:
+        return text
+    pieces, cursor = [], 0
+    for start, end in _sentences(text):
+        sentence = text[start:end]
+        plain = strip_markers(sentence)
+        cited = {n for m in find_markers(sentence) for n in m.numbers}
+        if needle not in _folded(plain) or any(h.rank in cited for h in holders):
+            continue
+        score, best = max((support(plain, h.chunk.text, question), -h.rank) for h in holders)
+        if score < min_support:
+            continue
+        pieces.append(text[cursor:start] + _marked(plain, [-best]))
         cursor = end
     return "".join(pieces) + text[cursor:]

@@ -12,6 +12,7 @@ from typing import Literal
 from qa.answer.attribution import attributed
 from qa.answer.citations import (
     MarkerStream,
+    cite_phrase,
     clean_markers,
     repair,
     resolve,
@@ -301,7 +302,7 @@ class QA:
         draft.reply_logprob = reply.reply_logprob
         answer = self._check(draft, retriever.index)
         if not answer.refused and self.settings.short_answer:
-            answer = self._with_short(answer, reply.messages, reply.raw, draft)
+            answer = self._with_short(answer, reply.messages, reply.raw, draft, retriever.index)
         yield Event("done", answer=answer)
 
     def _generate(self, draft: Draft, hold: bool) -> collections.abc.Generator[Event, None, Reply]:
@@ -354,9 +355,10 @@ class QA:
         return [] if [h.chunk for h in wider] == [h.chunk for h in draft.relevant] else wider
 
     def _with_short(self, answer: Answer, messages: list[Message], reply: str,
-                    draft: Draft) -> Answer:
+                    draft: Draft, index: Index) -> Answer:
         """The answer with its short form, asked in the same conversation (whose cache the
-        generator reuses: only the request's few tokens are evaluated)."""
+        generator reuses: only the request's few tokens are evaluated), and the sentence that
+        states it citing a passage that holds it."""
         t0 = time.perf_counter()
         if len(strip_markers(answer.text).split()) <= SHORT_WORDS:
             text = strip_markers(answer.text)  # short already: no generation
@@ -367,9 +369,24 @@ class QA:
         guard = self._guard(draft)
         short = pick_short(guard.feed(text) + guard.flush(),
                            [h.chunk.text for h in draft.relevant], answer.text, draft.query)
+        short = "" if guard.tripped else short
+        text, citations = answer.text, answer.citations
+        relevant = self._whole(draft)
+        pointed = cite_phrase(text, relevant, short, self.settings.min_support, draft.query)
+        if pointed != text:
+            text, citations = pointed, with_pages(
+                resolve(pointed, relevant, self.settings.min_support, draft.query),
+                index.documents)
         timings = {**answer.timings, "short_ms": _ms(time.perf_counter() - t0),
                    "total_ms": _ms(time.perf_counter() - draft.started)}
-        return replace(answer, short="" if guard.tripped else short, timings=timings)
+        return replace(answer, short=short, text=text, citations=citations, timings=timings)
+
+    @staticmethod
+    def _whole(draft: Draft) -> list[Hit]:
+        """The passages the model read, as whole chunks (a window may leave out what supports
+        a true claim)."""
+        whole = {h.chunk.id: h for h in draft.hits}
+        return [whole.get(h.chunk.id, h) for h in draft.relevant]
 
     def _guard(self, draft: Draft) -> OutputGuard:
         """The output guard for this question's passages."""
@@ -379,9 +396,7 @@ class QA:
     def _check(self, draft: Draft, index: Index) -> Answer:
         """Decide refusal: the model's own words, citations present and supported, then one
         calibrated confidence over the answer's signals (qa.answer.decision)."""
-        # The checks read whole passages: a window may leave out what supports a true claim.
-        whole = {h.chunk.id: h for h in draft.hits}
-        relevant = [whole.get(h.chunk.id, h) for h in draft.relevant]
+        relevant = self._whole(draft)
         text, query = draft.text, draft.query
         if text and not looks_like_refusal(text):
             # Small models cite the wrong passage or none: re-point markers by support.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from qa.answer.citations import strip_markers
+from qa.answer.citations import claims, strip_markers
 from qa.answer.prompting import looks_like_refusal
 from qa.index.lexical import tokenize
 from qa.types import Message
@@ -48,19 +48,42 @@ def trim_to_new(phrase: str, question: str) -> str:
     return " ".join(words[start:end]).strip(_EDGES) or phrase
 
 
+def _agrees(phrase: str, answer: str) -> bool:
+    """Whether the answer says what phrase says: its content words are the answer's (the
+    phrase itself, for one of stop words only)."""
+    words = set(tokenize([phrase])[0])
+    if not words:
+        return phrase.lower() in answer.lower()
+    return words <= set(tokenize([answer])[0])
+
+
+def _repeats_question(phrase: str, question: str) -> bool:
+    words = set(tokenize([phrase])[0])
+    return bool(words) and not any(c.isdigit() for c in phrase) and words <= set(
+        tokenize([question])[0])
+
+
 def pick_short(reply: str, passages: list[str], answer: str, question: str = "") -> str:
     """The short answer from the model's reply to SHORT_REQUEST: its first line without
     markers, quotes and the words at its ends that repeat the question, in the passage's own
-    spelling. Empty when the reply is empty, a refusal, a sentence no shorter than the answer,
-    or in neither a passage nor the answer (a phrase the model made up)."""
+    spelling. When the reply only repeats the question ("Who is X?": "X"), the answer's own
+    words that the question lacks, if they are few. Empty when the reply is empty, a refusal,
+    a sentence no shorter than the answer, not what the answer says (the model answering
+    something else), or in neither a passage nor the answer (a phrase the model made up)."""
     lines = [line for line in reply.strip().splitlines() if line.strip()]
     phrase = _spaced(strip_markers(lines[0])).strip(_EDGES) if lines else ""
     if not phrase or looks_like_refusal(phrase):
         return ""
-    phrase = trim_to_new(phrase, question) if question else phrase
     plain = _spaced(strip_markers(answer))
+    if _repeats_question(phrase, question):
+        first = claims(answer)[0][0] if claims(answer) else plain
+        new = trim_to_new(_spaced(first), question)
+        phrase = new if len(new.split()) <= SHORT_WORDS and new != _spaced(first) else phrase
+    phrase = trim_to_new(phrase, question) if question else phrase
     if len(phrase.split()) > SHORT_WORDS and len(phrase) >= len(plain.rstrip(_EDGES)):
         return ""  # the answer's sentence again
+    if not _agrees(phrase, plain):
+        return ""
     pattern = re.compile(r"\s+".join(re.escape(word) for word in phrase.split()), re.IGNORECASE)
     for text in [*passages, plain]:
         found = pattern.search(text)

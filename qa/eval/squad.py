@@ -130,6 +130,7 @@ def evaluate_squad(qa: Any, data: SquadData, questions: Sequence[SquadQuestion],
             "gold_rank": ranked.index(q.doc_id) + 1 if q.doc_id in ranked[:20] else None,
             "gold_in_context": q.doc_id in given,
             "citation_ok": None if answer.refused else first == q.doc_id,
+            "cited": [c.doc_id for c in answer.citations],
             "latency_ms": answer.timings.get("total_ms", 0.0),
             "first_token_ms": answer.timings.get("first_token_ms", 0.0),
         })
