@@ -60,14 +60,20 @@ def test_onnx_int8_stays_close_to_torch(cache: Path, torch_embedder: Embedder,
     assert int8.backend == "onnx-int8"
     found = cosines(vectors, reference)
     # int8 weights cost a little: every vector within 0.985 cosine of torch's, on average
-    # within 0.99; similarities between texts move by less than 0.05, and each query's best
-    # chunk is the same.
+    # within 0.99; similarities between texts move by less than 0.05. Each query's best chunk
+    # by int8 is torch's best or a near tie of it (within 0.01 by torch's scores: int8 kernels
+    # differ between CPUs, and one query's top two are 0.003 apart), and torch's best is in
+    # int8's top three.
     assert found.min() > 0.985 and found.mean() > 0.99
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.abs(vectors @ vectors.T - reference @ reference.T).max() < 0.05
     chunks = len(texts) - 2
-    assert np.array_equal((vectors[chunks:] @ vectors[:chunks].T).argmax(1),
-                          (reference[chunks:] @ reference[:chunks].T).argmax(1))
+    ours = vectors[chunks:] @ vectors[:chunks].T
+    theirs = reference[chunks:] @ reference[:chunks].T
+    picked = theirs[np.arange(len(theirs)), ours.argmax(1)]
+    assert np.all(theirs.max(1) - picked < 0.01)
+    top3 = np.argsort(-ours, axis=1)[:, :3]
+    assert all(best in row for best, row in zip(theirs.argmax(1), top3, strict=True))
     # One text per run: a text's vector does not depend on the texts embedded with it.
     alone = np.stack([int8.encode([text])[0] for text in texts])
     assert np.array_equal(alone, vectors)
