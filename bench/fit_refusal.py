@@ -139,9 +139,10 @@ def main() -> None:
         zt = (xt - means) / scale
         pt = model.predict_proba(zt)[:, 1]
         yt = np.array([not r["is_impossible"] for r in test])
-        print(f"report: {len(report)} questions, {len(test)} decidable; "
-              f"AUROC {roc_auc_score(yt, pt):.3f} "
-              f"({features[0]} alone {roc_auc_score(yt, xt[:, 0]):.3f})")
+        auroc = (f"AUROC {roc_auc_score(yt, pt):.3f} "
+                 f"({features[0]} alone {roc_auc_score(yt, xt[:, 0]):.3f})"
+                 if len(set(yt)) == 2 else "no AUROC (one class: SQuAD v1.1)")
+        print(f"report: {len(report)} questions, {len(test)} decidable; {auroc}")
         scored = {r["id"]: float(q) for r, q in zip(test, pt, strict=True)}
         for t in grid:
             show(curve(report, scored, t))
