@@ -38,6 +38,9 @@ UPLOAD = "upload"  # the chat app's upload (Gradio's /upload endpoint), not an /
 ANSWER_TIMEOUT_S = 600.0  # a reply not in by then counts as no reply (status 0)
 SETTLE_S = 30.0  # how long the end count waits for connections and workers to wind down
 THINK_S = 5.0  # a visitor's pause after each reply: the default rate limit is 12 a minute
+# anyio keeps an idle worker thread until a later call finds it idle this long (its
+# WorkerThread.MAX_IDLE_TIME, 10 s, plus a margin): the pool holds its peak until then.
+POOL_IDLE_S = 12.0
 
 
 def questions() -> list[str]:
@@ -203,10 +206,24 @@ def _run(visitors: list[Visitor], seconds: float, think: float, on_minute: Any,
         raise errors[0]
 
 
-def _settled(pid: int, since: float, start: Probe) -> Probe:
-    """The count once open files and threads are back to start's, or after SETTLE_S."""
+def _at_rest(url: str, pid: int, since: float, n: int) -> Probe:
+    """The count at rest: after POOL_IDLE_S without requests, one search from client n (its
+    worker thread is taken from anyio's pool, which lets go of the workers idle since the
+    load), and a second for connections and pruned workers to close."""
+    time.sleep(POOL_IDLE_S)
+    with loopback_client(url, n) as client:
+        outcome = send(client, "/api/search", {"query": "at rest"})
+    if outcome.status != 200:
+        raise RuntimeError(f"the search at rest failed: {outcome}")
+    time.sleep(2.0)
+    return probe(pid, since)
+
+
+def _settled(url: str, pid: int, since: float, start: Probe, n: int) -> Probe:
+    """The count at rest once open files and threads are back to start's, or after
+    SETTLE_S."""
     deadline = time.monotonic() + SETTLE_S
-    now = probe(pid, since)
+    now = _at_rest(url, pid, since, n)
     while (now.fds > start.fds or now.threads > start.threads) and time.monotonic() < deadline:
         time.sleep(1.0)
         now = probe(pid, since)
@@ -233,11 +250,10 @@ def soak(clients: int, seconds: float, warmup: float, sample_s: float = 60.0,
             samples.append({"phase": phase, **asdict(probe(pid, since))})
 
         _run(visitors, warmup, think, lambda: sample("warm-up"), sample_s)
-        time.sleep(2.0)  # connections closed by the clients are closed by the server too
-        start = probe(pid, since)
+        start = _at_rest(server.url, pid, since, clients)
         samples.append({"phase": "start", **asdict(start)})
         _run(visitors, seconds - warmup, think, lambda: sample("soak"), sample_s)
-        end = _settled(pid, since, start)
+        end = _settled(server.url, pid, since, start, clients)
         samples.append({"phase": "end", **asdict(end)})
     finally:
         for visitor in visitors:
